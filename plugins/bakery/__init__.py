@@ -1,0 +1,1 @@
+"""bakery: keeps golden VM images fresh with Packer, orchestrated by Airflow."""

@@ -1,0 +1,338 @@
+"""The image catalog: which golden images exist, where they are baked and how they are kept.
+
+The catalog is YAML validated by pydantic models. A bad catalog fails with one
+`CatalogError` that names the file, the image and the field, so that a typo breaks the
+DAG import with a message an on-call engineer can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bakery.constants import catalog_path
+
+IMAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+VARIABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Cloud(StrEnum):
+    AWS = "aws"
+
+
+class CatalogError(ValueError):
+    """The catalog file cannot be read or does not validate."""
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos far more often than intent: reject them by name.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetentionPolicy(_Model):
+    """What prune keeps. Promoted-current and in-use images are always kept."""
+
+    keep_promoted: int = Field(default=3, ge=1)
+    keep_younger_than_days: int = Field(default=7, ge=0)
+    failed_grace_days: int = Field(default=2, ge=0)
+
+
+class HttpCheck(_Model):
+    port: int = Field(default=80, ge=1, le=65535)
+    path: str = "/"
+    scheme: Literal["http", "https"] = "http"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_body: str | None = None
+
+
+class CommandCheck(_Model):
+    run: str = Field(min_length=1)
+    expect_exit_code: int = 0
+    expect_output: str | None = None
+
+
+class SmokeCheck(_Model):
+    """One smoke check; exactly one of http, command, file or service is set."""
+
+    name: str = Field(min_length=1)
+    http: HttpCheck | None = None
+    command: CommandCheck | None = None
+    file: str | None = None
+    service: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> SmokeCheck:
+        kinds = [k for k in ("http", "command", "file", "service") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "a smoke check needs exactly one of http, command, file or service"
+                f" (got {', '.join(kinds) or 'none'})"
+            )
+        return self
+
+
+class SmokeTest(_Model):
+    timeout_seconds: int = Field(default=600, ge=10)
+    checks: tuple[SmokeCheck, ...] = ()
+
+
+class AwsSourceImage(_Model):
+    """The base AMI: a fixed id, or the newest image matching a name pattern and owners."""
+
+    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]+$")
+    name: str | None = None
+    owners: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _id_or_filter(self) -> AwsSourceImage:
+        if (self.ami_id is None) == (self.name is None):
+            raise ValueError("set either ami_id or name (with owners), not both or neither")
+        if self.name is not None and not self.owners:
+            raise ValueError("a name filter needs owners, or any account could publish the AMI")
+        return self
+
+
+class AwsTarget(_Model):
+    """Where and how an image is baked on AWS."""
+
+    regions: tuple[Annotated[str, Field(pattern=AWS_REGION_PATTERN)], ...] = Field(min_length=1)
+    source: AwsSourceImage
+    connection_id: str = "aws_default"
+    instance_type: str = "t3.micro"
+    ssh_username: str = "admin"
+    ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns"] = "private_ip"
+    subnet_tags: Mapping[str, str] = Field(default_factory=dict)
+    volume_size_gb: int = Field(default=8, ge=1)
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({r for r in regions if regions.count(r) > 1})
+        if duplicates:
+            raise ValueError(f"regions listed twice: {', '.join(duplicates)}")
+        return regions
+
+
+class Targets(_Model):
+    aws: AwsTarget | None = None
+
+    def clouds(self) -> tuple[Cloud, ...]:
+        return tuple(cloud for cloud in Cloud if getattr(self, cloud.value) is not None)
+
+
+class Image(_Model):
+    """One golden image and everything needed to bake, test, promote and prune it."""
+
+    name: str = Field(pattern=IMAGE_NAME_PATTERN)
+    description: str = ""
+    owners: tuple[str, ...] = Field(min_length=1)
+    template: str = Field(min_length=1)
+    variables: Mapping[str, str | int | bool] = Field(default_factory=dict)
+    targets: Targets
+    smoke: SmokeTest = SmokeTest()
+    channel: str = Field(default="stable", pattern=r"^[a-z][a-z0-9-]*$")
+    freshness_days: int = Field(default=30, ge=1)
+    retention: RetentionPolicy = RetentionPolicy()
+    build_timeout_minutes: int = Field(default=60, ge=1)
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, variables: Mapping[str, Any]) -> Mapping[str, Any]:
+        bad = [name for name in variables if not VARIABLE_NAME_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"not valid Packer variable names: {', '.join(sorted(bad))}")
+        return variables
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> Image:
+        if not self.targets.clouds():
+            raise ValueError("targets must name at least one cloud (aws)")
+        return self
+
+
+class BakeTarget(_Model):
+    """One unit of the bake fan-out: an image in one cloud and region."""
+
+    image: str
+    cloud: Cloud
+    region: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.image}/{self.cloud.value}/{self.region}"
+
+
+class Catalog(_Model):
+    images: tuple[Image, ...]
+    source_path: Path | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _unique_names(cls, images: tuple[Image, ...]) -> tuple[Image, ...]:
+        names = [image.name for image in images]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"image names listed twice: {', '.join(duplicates)}")
+        return images
+
+    @property
+    def include_dir(self) -> Path:
+        if self.source_path is None:
+            raise CatalogError("the catalog was not loaded from a file; templates cannot be found")
+        return self.source_path.parent
+
+    def image(self, name: str) -> Image:
+        for image in self.images:
+            if image.name == name:
+                return image
+        raise CatalogError(f"image {name!r} is not in the catalog {self.source_path}")
+
+    def template_path(self, image: Image) -> Path:
+        return self.include_dir / image.template
+
+    def bake_targets(
+        self,
+        *,
+        images: Iterable[str] | None = None,
+        clouds: Iterable[str] | None = None,
+        regions: Iterable[str] | None = None,
+    ) -> list[BakeTarget]:
+        """Every image x cloud x region, optionally narrowed; unknown names are errors."""
+        wanted_images = self._known(images, {i.name for i in self.images}, "image")
+        wanted_clouds = self._known(clouds, {c.value for c in Cloud}, "cloud")
+        result: list[BakeTarget] = []
+        for image in self.images:
+            if wanted_images is not None and image.name not in wanted_images:
+                continue
+            for cloud in image.targets.clouds():
+                if wanted_clouds is not None and cloud.value not in wanted_clouds:
+                    continue
+                target = getattr(image.targets, cloud.value)
+                for region in target.regions:
+                    if regions is None or region in set(regions):
+                        result.append(BakeTarget(image=image.name, cloud=cloud, region=region))
+        return result
+
+    @staticmethod
+    def _known(names: Iterable[str] | None, known: set[str], kind: str) -> set[str] | None:
+        if names is None:
+            return None
+        wanted = set(names)
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise CatalogError(
+                f"unknown {kind}(s) {', '.join(unknown)}; the catalog has {', '.join(sorted(known))}"
+            )
+        return wanted
+
+
+def _merge(defaults: Mapping[str, Any], image: Mapping[str, Any]) -> dict[str, Any]:
+    """Image settings win over defaults; nested mappings merge key by key."""
+    merged: dict[str, Any] = dict(defaults)
+    for key, value in image.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_defaults(defaults: Mapping[str, Any], raw_image: Any) -> Any:
+    """Merge image-level defaults, and cloud defaults only into the clouds an image names."""
+    if not isinstance(raw_image, Mapping):
+        return raw_image
+    target_defaults = defaults.get("targets") or {}
+    image = _merge({k: v for k, v in defaults.items() if k != "targets"}, raw_image)
+    targets = image.get("targets")
+    if isinstance(targets, Mapping) and isinstance(target_defaults, Mapping):
+        image["targets"] = {
+            cloud: _merge(target_defaults.get(cloud) or {}, settings)
+            if isinstance(settings, Mapping)
+            else settings
+            for cloud, settings in targets.items()
+        }
+    return image
+
+
+def _describe_location(location: tuple[int | str, ...], raw_images: list[Any]) -> str:
+    if len(location) >= 2 and location[0] == "images" and isinstance(location[1], int):
+        index = location[1]
+        entry = raw_images[index] if index < len(raw_images) else None
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        image = f"image {name!r}" if name else f"image #{index + 1}"
+        field = ".".join(str(part) for part in location[2:]) or "(the image itself)"
+        return f"{image}, field '{field}'"
+    return f"field '{'.'.join(str(part) for part in location)}'"
+
+
+def _format_errors(path: Path, error: ValidationError, raw_images: list[Any]) -> str:
+    lines = [f"Invalid image catalog {path}:"]
+    for item in error.errors():
+        where = _describe_location(tuple(item["loc"]), raw_images)
+        message = item["msg"].removeprefix("Value error, ")
+        got = item.get("input")
+        shown = "" if isinstance(got, Mapping | list) or got is None else f" (got {got!r})"
+        lines.append(f"  - {where}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"Cannot read image catalog {path}: {exc.strerror}") from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CatalogError(f"Invalid YAML in image catalog {path}{where}: {problem}") from exc
+    if not isinstance(document, Mapping):
+        raise CatalogError(f"Invalid image catalog {path}: the top level must be a mapping")
+    return document
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Read and validate the catalog; every problem is reported in one CatalogError."""
+    path = path or catalog_path()
+    document = _read_yaml(path)
+    unknown = sorted(set(document) - {"defaults", "images"})
+    if unknown:
+        raise CatalogError(
+            f"Invalid image catalog {path}: unknown top-level key(s) {', '.join(unknown)}"
+            " (expected defaults, images)"
+        )
+    defaults = document.get("defaults") or {}
+    raw_images = document.get("images")
+    if not isinstance(defaults, Mapping):
+        raise CatalogError(f"Invalid image catalog {path}: 'defaults' must be a mapping")
+    if not isinstance(raw_images, list) or not raw_images:
+        raise CatalogError(f"Invalid image catalog {path}: 'images' must be a non-empty list")
+    merged = [_apply_defaults(defaults, raw) for raw in raw_images]
+    try:
+        catalog = Catalog.model_validate({"images": merged, "source_path": path})
+    except ValidationError as exc:
+        raise CatalogError(_format_errors(path, exc, raw_images)) from None
+    missing = [
+        f"  - image {image.name!r}, field 'template': {catalog.template_path(image)} does not exist"
+        for image in catalog.images
+        if not catalog.template_path(image).is_file()
+    ]
+    if missing:
+        raise CatalogError("\n".join([f"Invalid image catalog {path}:", *missing]))
+    return catalog

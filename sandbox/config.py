@@ -1,0 +1,83 @@
+"""Where the sandbox keeps its state and which addresses and ports it uses."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The official Debian AMI publisher; the sandbox's base images carry the same owner so
+# that catalog source filters are the ones production uses.
+DEBIAN_OWNER_ID = "136693071363"
+SANDBOX_ACCOUNT_ID = "123456789012"
+BUILD_SUBNET_TAG = ("bakery-build", "true")
+
+
+@dataclass(frozen=True)
+class RegionNetwork:
+    region: str
+    # Instances get their private IP from this loopback range, so SSH and smoke checks
+    # reach each stand-in at its own address and nothing ever leaves 127.0.0.0/8.
+    vpc_cidr: str
+    subnet_cidr: str
+
+    def __post_init__(self) -> None:
+        if not ipaddress.ip_network(self.vpc_cidr).subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+            raise ValueError(f"sandbox VPC {self.vpc_cidr} must lie inside 127.0.0.0/8")
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    state_dir: Path
+    rootfs_cache: Path
+    moto_port: int
+    apt_proxy_port: int
+    regions: tuple[RegionNetwork, ...]
+    forwarded_ports: tuple[int, ...] = (22, 80, 443, 8080)
+    default_user: str = "admin"
+    poll_interval_seconds: float = 0.2
+    suite: str = "bookworm"
+    mirror: str = "http://deb.debian.org/debian"
+    extra_packages: tuple[str, ...] = field(
+        default=("openssh-server", "sudo", "curl", "ca-certificates", "procps", "iproute2")
+    )
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def instances_dir(self) -> Path:
+        return self.state_dir / "instances"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "env.sh"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "sandbox.log"
+
+
+def load_config() -> SandboxConfig:
+    return SandboxConfig(
+        state_dir=Path(os.environ.get("BAKERY_SANDBOX_DIR", REPO_ROOT / ".sandbox")),
+        rootfs_cache=Path(os.environ.get("BAKERY_SANDBOX_CACHE", "/var/cache/bakery-sandbox")),
+        moto_port=int(os.environ.get("BAKERY_SANDBOX_MOTO_PORT", "5055")),
+        apt_proxy_port=int(os.environ.get("BAKERY_SANDBOX_APT_PROXY_PORT", "3142")),
+        regions=(
+            RegionNetwork("us-east-1", "127.77.0.0/16", "127.77.1.0/24"),
+            RegionNetwork("eu-west-1", "127.78.0.0/16", "127.78.1.0/24"),
+        ),
+    )

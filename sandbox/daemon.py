@@ -1,0 +1,189 @@
+"""The sandbox process: moto server, mirror proxy and the stand-in controller in one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from sandbox.aptproxy import AptProxy
+from sandbox.config import BUILD_SUBNET_TAG, DEBIAN_OWNER_ID, SandboxConfig
+from sandbox.controller import Controller
+from sandbox.rootfs import ensure_base_rootfs
+from sandbox.standin import kill_leftovers
+
+log = logging.getLogger(__name__)
+
+BASE_AMI_ID = "ami-0deb12000000000a1"
+BASE_AMI_NAME = "debian-12-amd64-{date}-1000"
+BASE_AMI_AGE_DAYS = 5
+MOTO_START_TIMEOUT_SECONDS = 60
+SANDBOX_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+
+
+def ec2_client(config: SandboxConfig, region: str) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=config.moto_url,
+        region_name=region,
+        aws_access_key_id=SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _base_amis_file(config: SandboxConfig) -> Path:
+    created = datetime.now(UTC) - timedelta(days=BASE_AMI_AGE_DAYS)
+    amis = [
+        {
+            "ami_id": BASE_AMI_ID,
+            "name": BASE_AMI_NAME.format(date=created.strftime("%Y%m%d")),
+            "description": "Debian 12 (bookworm) base image of the bakery sandbox",
+            "owner_id": DEBIAN_OWNER_ID,
+            "public": True,
+            "virtualization_type": "hvm",
+            "architecture": "x86_64",
+            "state": "available",
+            "root_device_type": "ebs",
+            "root_device_name": "/dev/xvda",
+            "creation_date": created.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+    ]
+    path = config.state_dir / "base-amis.json"
+    path.write_text(json.dumps(amis, indent=2))
+    return path
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(
+                f"port {port} on 127.0.0.1 is taken by another process; stop it or set"
+                " BAKERY_SANDBOX_MOTO_PORT / BAKERY_SANDBOX_APT_PROXY_PORT"
+            )
+
+
+def _start_moto(config: SandboxConfig, amis_file: Path) -> subprocess.Popen[bytes]:
+    _require_free_port(config.moto_port)
+    env = {**os.environ, "MOTO_AMIS_PATH": str(amis_file), **SANDBOX_CREDENTIALS}
+    log_file = (config.state_dir / "moto.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(config.moto_port)],
+        env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + MOTO_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto server exited; see {config.state_dir / 'moto.log'}")
+        try:
+            urllib.request.urlopen(f"{config.moto_url}/moto-api/", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"moto server did not answer on {config.moto_url}")
+
+
+def _seed_networks(config: SandboxConfig) -> None:
+    key, value = BUILD_SUBNET_TAG
+    for network in config.regions:
+        ec2 = ec2_client(config, network.region)
+        vpc = ec2.create_vpc(CidrBlock=network.vpc_cidr)["Vpc"]["VpcId"]
+        ec2.create_subnet(
+            VpcId=vpc,
+            CidrBlock=network.subnet_cidr,
+            TagSpecifications=[{"ResourceType": "subnet",
+                                "Tags": [{"Key": key, "Value": value},
+                                         {"Key": "Name", "Value": "bakery-sandbox-build"}]}],
+        )
+
+
+def write_env_file(config: SandboxConfig) -> None:
+    connection = {
+        "conn_type": "aws",
+        "login": SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "password": SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": config.moto_url, "region_name": config.regions[0].region},
+    }
+    lines = [
+        f"export AIRFLOW_CONN_AWS_BAKERY='{json.dumps(connection)}'",
+        f"export BAKERY_SANDBOX_MOTO_URL={config.moto_url}",
+    ]
+    config.env_file.write_text("\n".join(lines) + "\n")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop
+
+
+def serve(config: SandboxConfig) -> None:
+    """Run until SIGTERM/SIGINT; on the way out, stop every stand-in and moto."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    config.instances_dir.mkdir(exist_ok=True)
+    kill_leftovers(config.instances_dir)
+    # moto keeps its state in memory, so instance and image files of a former run
+    # describe nothing that still exists.
+    shutil.rmtree(config.instances_dir, ignore_errors=True)
+    shutil.rmtree(config.images_dir, ignore_errors=True)
+    config.instances_dir.mkdir()
+    config.images_dir.mkdir()
+    config.state_file.unlink(missing_ok=True)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+
+    base = ensure_base_rootfs(config)
+    _require_free_port(config.apt_proxy_port)
+    moto = _start_moto(config, _base_amis_file(config))
+    proxy = AptProxy(port=config.apt_proxy_port, allowed_hosts={"deb.debian.org"},
+                     cache_dir=config.rootfs_cache / "apt-proxy-cache")
+    proxy.start()
+    proxy_socket = config.state_dir / "apt-proxy.sock"
+    bridge = subprocess.Popen(
+        ["socat", f"UNIX-LISTEN:{proxy_socket},fork,unlink-early,mode=666",
+         f"TCP:127.0.0.1:{config.apt_proxy_port}"],
+        stdin=subprocess.DEVNULL,
+    )
+    controller = Controller(
+        config=config,
+        clients={n.region: ec2_client(config, n.region) for n in config.regions},
+        base_layers={BASE_AMI_ID: (base,)},
+        apt_proxy_socket=proxy_socket,
+    )
+    try:
+        _seed_networks(config)
+        write_env_file(config)
+        config.state_file.write_text(json.dumps({"pid": os.getpid(), "moto_url": config.moto_url,
+                                                 "base_ami": BASE_AMI_ID}))
+        log.info("sandbox ready: moto at %s", config.moto_url)
+        while True:
+            try:
+                controller.step()
+            except _Stop:
+                raise
+            except Exception:
+                log.exception("controller step failed; retrying")
+            time.sleep(config.poll_interval_seconds)
+    except _Stop:
+        log.info("sandbox stopping")
+    finally:
+        controller.shutdown()
+        proxy.shutdown()
+        bridge.terminate()
+        moto.terminate()
+        moto.wait(timeout=10)
+        config.state_file.unlink(missing_ok=True)

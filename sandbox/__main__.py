@@ -34,7 +34,9 @@ def up(config: SandboxConfig) -> int:
     log = config.log_file.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "serve"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
@@ -48,8 +50,9 @@ def up(config: SandboxConfig) -> int:
             return 0
         time.sleep(0.5)
     process.terminate()
-    print(f"sandbox not ready after {READY_TIMEOUT_SECONDS}s; see {config.log_file}",
-          file=sys.stderr)
+    print(
+        f"sandbox not ready after {READY_TIMEOUT_SECONDS}s; see {config.log_file}", file=sys.stderr
+    )
     return 1
 
 
@@ -76,8 +79,9 @@ def main() -> int:
     args = parser.parse_args()
     config = load_config()
     if args.command == "serve":
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         serve(config)
         return 0
     if args.command == "up":
@@ -88,7 +92,7 @@ def main() -> int:
         print(config.env_file.read_text() if _running_pid(config) else "", end="")
         return 0 if _running_pid(config) else 1
     running = _running_pid(config)
-    print(f"sandbox {'running (pid %d)' % running if running else 'stopped'}")
+    print(f"sandbox running (pid {running})" if running else "sandbox stopped")
     return 0 if running else 3
 
 

@@ -37,8 +37,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if cached is not None and cached.exists():
             self._send_file(cached)
             return
-        self._relay(url.hostname, url.port or 80, url.path + (f"?{url.query}" if url.query else ""),
-                    cached)
+        self._relay(
+            url.hostname, url.port or 80, url.path + (f"?{url.query}" if url.query else ""), cached
+        )
 
     def _send_file(self, path: Path) -> None:
         self.send_response(200)

@@ -76,8 +76,12 @@ class Controller:
         source = self._source_instance(ec2, image)
         instance = self.instances.get(source or "")
         if instance is None:
-            log.warning("image %s in %s has no captured content (source %s unknown)",
-                        image_id, region, source)
+            log.warning(
+                "image %s in %s has no captured content (source %s unknown)",
+                image_id,
+                region,
+                source,
+            )
             self.image_layers[image_id] = ()
             return
         layer = self.config.images_dir / image_id / "layer"
@@ -110,27 +114,36 @@ class Controller:
                 live = described["State"]["Name"] in LIVE_STATES
                 known = self.instances.get(instance_id)
                 if live and known is not None and known.standin.crashed:
-                    self._refuse(ec2, instance_id, "the stand-in stopped by itself: "
-                                 + known.standin.console_tail())
+                    self._refuse(
+                        ec2,
+                        instance_id,
+                        "the stand-in stopped by itself: " + known.standin.console_tail(),
+                    )
                     known.standin.stop()
                 elif live and (known is None or not known.standin.running):
                     self._boot(region, ec2, described, known)
                 elif not live and known is not None:
-                    self._retire(instance_id, known, terminated=described["State"]["Name"]
-                                 == "terminated")
+                    self._retire(
+                        instance_id, known, terminated=described["State"]["Name"] == "terminated"
+                    )
         for instance_id, known in list(self.instances.items()):
             if known.region == region and instance_id not in seen:
                 self._retire(instance_id, known, terminated=True)
 
-    def _boot(self, region: str, ec2: Any, described: Mapping[str, Any],
-              known: _Instance | None) -> None:
+    def _boot(
+        self, region: str, ec2: Any, described: Mapping[str, Any], known: _Instance | None
+    ) -> None:
         instance_id = described["InstanceId"]
         private_ip = described.get("PrivateIpAddress", "")
         network = self.networks.get(region)
         if not _inside(network, private_ip):
-            self._refuse(ec2, instance_id, f"private IP {private_ip!r} is outside the sandbox"
-                         f" subnet {network.subnet_cidr if network else '(none)'}; launch it in"
-                         " the subnet tagged bakery-build=true")
+            self._refuse(
+                ec2,
+                instance_id,
+                f"private IP {private_ip!r} is outside the sandbox"
+                f" subnet {network.subnet_cidr if network else '(none)'}; launch it in"
+                " the subnet tagged bakery-build=true",
+            )
             return
         layers = known.layers if known else self.image_layers.get(described["ImageId"])
         if not layers:

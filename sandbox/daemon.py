@@ -80,7 +80,10 @@ def _start_moto(config: SandboxConfig, amis_file: Path) -> subprocess.Popen[byte
     log_file = (config.state_dir / "moto.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(config.moto_port)],
-        env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + MOTO_START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
@@ -103,9 +106,15 @@ def _seed_networks(config: SandboxConfig) -> None:
         ec2.create_subnet(
             VpcId=vpc,
             CidrBlock=network.subnet_cidr,
-            TagSpecifications=[{"ResourceType": "subnet",
-                                "Tags": [{"Key": key, "Value": value},
-                                         {"Key": "Name", "Value": "bakery-sandbox-build"}]}],
+            TagSpecifications=[
+                {
+                    "ResourceType": "subnet",
+                    "Tags": [
+                        {"Key": key, "Value": value},
+                        {"Key": "Name", "Value": "bakery-sandbox-build"},
+                    ],
+                }
+            ],
         )
 
 
@@ -149,13 +158,19 @@ def serve(config: SandboxConfig) -> None:
     base = ensure_base_rootfs(config)
     _require_free_port(config.apt_proxy_port)
     moto = _start_moto(config, _base_amis_file(config))
-    proxy = AptProxy(port=config.apt_proxy_port, allowed_hosts={"deb.debian.org"},
-                     cache_dir=config.rootfs_cache / "apt-proxy-cache")
+    proxy = AptProxy(
+        port=config.apt_proxy_port,
+        allowed_hosts={"deb.debian.org"},
+        cache_dir=config.rootfs_cache / "apt-proxy-cache",
+    )
     proxy.start()
     proxy_socket = config.state_dir / "apt-proxy.sock"
     bridge = subprocess.Popen(
-        ["socat", f"UNIX-LISTEN:{proxy_socket},fork,unlink-early,mode=666",
-         f"TCP:127.0.0.1:{config.apt_proxy_port}"],
+        [
+            "socat",
+            f"UNIX-LISTEN:{proxy_socket},fork,unlink-early,mode=666",
+            f"TCP:127.0.0.1:{config.apt_proxy_port}",
+        ],
         stdin=subprocess.DEVNULL,
     )
     controller = Controller(
@@ -167,8 +182,9 @@ def serve(config: SandboxConfig) -> None:
     try:
         _seed_networks(config)
         write_env_file(config)
-        config.state_file.write_text(json.dumps({"pid": os.getpid(), "moto_url": config.moto_url,
-                                                 "base_ami": BASE_AMI_ID}))
+        config.state_file.write_text(
+            json.dumps({"pid": os.getpid(), "moto_url": config.moto_url, "base_ami": BASE_AMI_ID})
+        )
         log.info("sandbox ready: moto at %s", config.moto_url)
         while True:
             try:

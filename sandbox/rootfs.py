@@ -22,7 +22,13 @@ RECIPE_VERSION = "2"
 
 def _recipe_hash(config: SandboxConfig) -> str:
     recipe = "|".join(
-        [RECIPE_VERSION, config.suite, config.mirror, config.default_user, str(config.apt_proxy_port)]
+        [
+            RECIPE_VERSION,
+            config.suite,
+            config.mirror,
+            config.default_user,
+            str(config.apt_proxy_port),
+        ]
         + sorted(config.extra_packages)
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]

@@ -9,6 +9,7 @@ the same way. Mounts live in the stand-in's mount namespace and vanish with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -100,18 +101,36 @@ class StandIn:
         console = (self.home / "console.log").open("ab")
         self._processes.append(
             subprocess.Popen(
-                ["unshare", "--net", "--pid", "--mount", "--uts", "--fork", "--kill-child",
-                 "--propagation", "private", "bash", str(self.home / "init.sh")],
-                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    "unshare",
+                    "--net",
+                    "--pid",
+                    "--mount",
+                    "--uts",
+                    "--fork",
+                    "--kill-child",
+                    "--propagation",
+                    "private",
+                    "bash",
+                    str(self.home / "init.sh"),
+                ],
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         )
         for port in self.spec.forwarded_ports:
             self._processes.append(
                 subprocess.Popen(
-                    ["socat", f"TCP-LISTEN:{port},bind={self.spec.private_ip},reuseaddr,fork",
-                     f"UNIX-CONNECT:{self.home}/sock/{port}.sock"],
-                    stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    [
+                        "socat",
+                        f"TCP-LISTEN:{port},bind={self.spec.private_ip},reuseaddr,fork",
+                        f"UNIX-CONNECT:{self.home}/sock/{port}.sock",
+                    ],
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
             )
@@ -141,18 +160,17 @@ class StandIn:
             try:
                 process.wait(timeout=STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
-                log.warning("stand-in %s process %s did not stop", self.spec.instance_id,
-                            process.pid)
+                log.warning(
+                    "stand-in %s process %s did not stop", self.spec.instance_id, process.pid
+                )
         self._processes.clear()
         (self.home / "pids").unlink(missing_ok=True)
         log.info("stopped stand-in %s", self.spec.instance_id)
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def kill_leftovers(instances_dir: Path) -> None:

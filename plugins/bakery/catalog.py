@@ -235,7 +235,8 @@ class Catalog(_Model):
         unknown = sorted(wanted - known)
         if unknown:
             raise CatalogError(
-                f"unknown {kind}(s) {', '.join(unknown)}; the catalog has {', '.join(sorted(known))}"
+                f"unknown {kind}(s) {', '.join(unknown)};"
+                f" the catalog has {', '.join(sorted(known))}"
             )
         return wanted
 

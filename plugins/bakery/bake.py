@@ -1,0 +1,70 @@
+"""Pure decisions about one bake: its id, its tags, its template hash, its variables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+
+from bakery.catalog import BakeTarget, Image
+from bakery.constants import (
+    TAG_BAKE_ID,
+    TAG_DAG_RUN_ID,
+    TAG_IMAGE,
+    TAG_MANAGED,
+    TAG_SOURCE_IMAGE,
+    TAG_TEMPLATE_HASH,
+)
+
+
+def bake_id(*, dag_id: str, run_id: str, target: BakeTarget) -> str:
+    """Stable for one target in one DAG run, so a retried task finds its earlier image."""
+    digest = hashlib.sha256(f"{dag_id}\0{run_id}\0{target.label}".encode()).hexdigest()
+    return f"bk-{digest[:16]}"
+
+
+def resolve_variables(
+    variables: Mapping[str, str | int | bool], include_dir: Path
+) -> dict[str, str | int | bool]:
+    """Catalog variables naming a file under include/ become absolute paths for Packer."""
+    resolved: dict[str, str | int | bool] = {}
+    for name, value in variables.items():
+        candidate = include_dir / value if isinstance(value, str) else None
+        resolved[name] = str(candidate) if candidate is not None and candidate.is_file() else value
+    return resolved
+
+
+def template_hash(template: Path, variables: Mapping[str, str | int | bool]) -> str:
+    """Changes when the template, a variable or a file a variable names changes."""
+    digest = hashlib.sha256(template.read_bytes())
+    for name in sorted(variables):
+        value = variables[name]
+        digest.update(f"\0{name}={value}".encode())
+        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+            digest.update(Path(value).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def bake_tags(
+    *, image: Image, bake: str, source_image_id: str, template_digest: str, dag_run_id: str
+) -> dict[str, str]:
+    return {
+        TAG_MANAGED: "true",
+        TAG_IMAGE: image.name,
+        TAG_BAKE_ID: bake,
+        TAG_SOURCE_IMAGE: source_image_id,
+        TAG_TEMPLATE_HASH: template_digest,
+        TAG_DAG_RUN_ID: dag_run_id,
+    }
+
+
+def artifact_name(image: Image, *, started: datetime, bake: str) -> str:
+    """Unique per bake and sortable by time, e.g. bakery-web-20261122-220000-3f2a9c1d."""
+    return f"bakery-{image.name}-{started:%Y%m%d-%H%M%S}-{bake.removeprefix('bk-')[:8]}"
+
+
+def write_var_file(path: Path, variables: Mapping[str, object]) -> Path:
+    path.write_text(json.dumps(dict(variables), indent=2, sort_keys=True))
+    return path

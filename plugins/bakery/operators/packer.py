@@ -1,0 +1,177 @@
+"""PackerBuildOperator: bake one image for one cloud and region with real Packer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bakery.bake import (
+    artifact_name,
+    bake_id,
+    bake_tags,
+    resolve_variables,
+    template_hash,
+    write_var_file,
+)
+from bakery.catalog import AwsTarget, BakeTarget, Catalog, Cloud, Image, load_catalog
+from bakery.hooks.aws import BakeryEc2Hook
+from bakery.packer import PackerRunner
+
+# Packer needs little of the worker's environment; passing all of it would hand every
+# secret the worker holds to a third-party binary and its plugins.
+INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "SSL_CERT_FILE", "HTTPS_PROXY", "NO_PROXY")
+SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+class PackerBuildOperator(BaseOperator):
+    """Run `packer build` for one catalog image in one cloud and region.
+
+    Returns the new image's id and bake id. A retry of the same DAG run adopts the image
+    an earlier try already made instead of baking a duplicate.
+    """
+
+    template_fields: Sequence[str] = ("target",)
+    ui_color = "#f2d6a2"
+
+    def __init__(
+        self,
+        *,
+        target: dict[str, str],
+        catalog_path: str | None = None,
+        packer_binary: str = "packer",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.catalog_path = catalog_path
+        self.packer_binary = packer_binary
+        self._runner: PackerRunner | None = None
+
+    def execute(self, context: Context) -> dict[str, str]:
+        target = BakeTarget.model_validate(self.target)
+        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
+        catalog = load_catalog(Path(self.catalog_path) if self.catalog_path else None)
+        image = catalog.image(target.image)
+        if target.cloud is not Cloud.AWS:
+            raise ValueError(f"{target.label}: no bake adapter for cloud {target.cloud}")
+        dag_run_id = context["run_id"]
+        bake = bake_id(dag_id=self.dag_id, run_id=dag_run_id, target=target)
+        aws = image.targets.aws
+        assert aws is not None  # guaranteed by BakeTarget coming from this catalog
+        hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
+
+        adopted = hook.find_baked_image(bake)
+        if adopted is not None:
+            self.log.info(
+                "%s: adopting %s made by an earlier try of bake %s",
+                target.label,
+                adopted["ImageId"],
+                bake,
+            )
+            return self._result(target, bake, adopted["ImageId"], adopted=True)
+
+        work_dir = Path(tempfile.mkdtemp(prefix=f"bakery-{bake}-"))
+        try:
+            image_id = self._bake(catalog, image, aws, hook, target, bake, dag_run_id, work_dir)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return self._result(target, bake, image_id, adopted=False)
+
+    def _bake(
+        self,
+        catalog: Catalog,
+        image: Image,
+        aws: AwsTarget,
+        hook: BakeryEc2Hook,
+        target: BakeTarget,
+        bake: str,
+        dag_run_id: str,
+        work_dir: Path,
+    ) -> str:
+        template = catalog.template_path(image)
+        variables = resolve_variables(image.variables, catalog.include_dir)
+        source = hook.resolve_source_image(aws.source)
+        digest = template_hash(template, variables)
+        name = artifact_name(image, started=datetime.now(UTC), bake=bake)
+        self.log.info(
+            "%s: baking %s from %s (%s), template hash %s, bake %s",
+            target.label,
+            name,
+            source.image_id,
+            source.name,
+            digest,
+            bake,
+        )
+        manifest = work_dir / "manifest.json"
+        var_file = write_var_file(
+            work_dir / "bake.pkrvars.json",
+            {
+                **variables,
+                "region": target.region,
+                "ami_name": name,
+                "source_ami_id": source.image_id,
+                "instance_type": aws.instance_type,
+                "ssh_username": aws.ssh_username,
+                "ssh_interface": aws.ssh_interface,
+                "subnet_id": hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
+                "volume_size_gb": aws.volume_size_gb,
+                "ec2_endpoint": hook.endpoint_url or "",
+                "manifest_path": str(manifest),
+                "tags": bake_tags(
+                    image=image,
+                    bake=bake,
+                    source_image_id=source.image_id,
+                    template_digest=digest,
+                    dag_run_id=dag_run_id,
+                ),
+            },
+        )
+        credentials = hook.packer_environment()
+        env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+        env.setdefault("HOME", str(work_dir))
+        self._runner = PackerRunner(
+            packer_binary=self.packer_binary,
+            working_dir=work_dir,
+            env={**env, **credentials},
+            timeout_seconds=image.build_timeout_minutes * 60,
+            logger=self.log,
+            secrets=[credentials[k] for k in SECRET_ENV if credentials.get(k)],
+        )
+        self._runner.validate(template, var_file=var_file)
+        result = self._runner.build(template, var_file=var_file, manifest_path=manifest)
+        for artifact in result.artifacts:
+            if artifact.region in (None, target.region):
+                self.log.info(
+                    "%s: baked %s in %.0f s",
+                    target.label,
+                    artifact.image_id,
+                    result.duration_seconds,
+                )
+                return artifact.image_id
+        raise RuntimeError(
+            f"{target.label}: Packer reported no image for {target.region}: {result.artifacts}"
+        )
+
+    @staticmethod
+    def _result(target: BakeTarget, bake: str, image_id: str, *, adopted: bool) -> dict[str, str]:
+        return {
+            "image": target.image,
+            "cloud": target.cloud.value,
+            "region": target.region,
+            "image_id": image_id,
+            "bake_id": bake,
+            "adopted": str(adopted).lower(),
+        }
+
+    def on_kill(self) -> None:
+        # Packer tears down its builder instance, key pair and security group only when
+        # signalled the right way; the runner knows how and waits for it to finish.
+        if self._runner is not None:
+            self._runner.cancel(wait=True)

@@ -25,6 +25,15 @@ def bake_id(*, dag_id: str, run_id: str, target: BakeTarget) -> str:
     return f"bk-{digest[:16]}"
 
 
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but False for values that cannot be a path (e.g. a component longer
+    than the OS allows), which Path.is_file raises on before Python 3.14."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_variables(
     variables: Mapping[str, str | int | bool], include_dir: Path
 ) -> dict[str, str | int | bool]:
@@ -32,7 +41,7 @@ def resolve_variables(
     resolved: dict[str, str | int | bool] = {}
     for name, value in variables.items():
         candidate = include_dir / value if isinstance(value, str) else None
-        resolved[name] = str(candidate) if candidate is not None and candidate.is_file() else value
+        resolved[name] = str(candidate) if candidate is not None and _is_file(candidate) else value
     return resolved
 
 
@@ -42,7 +51,7 @@ def template_hash(template: Path, variables: Mapping[str, str | int | bool]) -> 
     for name in sorted(variables):
         value = variables[name]
         digest.update(f"\0{name}={value}".encode())
-        if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_file():
+        if isinstance(value, str) and Path(value).is_absolute() and _is_file(Path(value)):
             digest.update(Path(value).read_bytes())
     return digest.hexdigest()[:16]
 

@@ -157,11 +157,12 @@ class Image(_Model):
             raise ValueError(f"not valid Packer variable names: {', '.join(sorted(bad))}")
         return variables
 
-    @model_validator(mode="after")
-    def _has_a_target(self) -> Image:
-        if not self.targets.clouds():
+    @field_validator("targets")
+    @classmethod
+    def _has_a_target(cls, targets: Targets) -> Targets:
+        if not targets.clouds():
             raise ValueError("targets must name at least one cloud (aws)")
-        return self
+        return targets
 
 
 class BakeTarget(_Model):
@@ -183,10 +184,16 @@ class Catalog(_Model):
     @field_validator("images")
     @classmethod
     def _unique_names(cls, images: tuple[Image, ...]) -> tuple[Image, ...]:
-        names = [image.name for image in images]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        entries: dict[str, list[str]] = {}
+        for number, image in enumerate(images, start=1):
+            entries.setdefault(image.name, []).append(f"#{number}")
+        duplicates = [
+            f"image {name!r} is listed {len(numbers)} times (entries {', '.join(numbers)})"
+            for name, numbers in entries.items()
+            if len(numbers) > 1
+        ]
         if duplicates:
-            raise ValueError(f"image names listed twice: {', '.join(duplicates)}")
+            raise ValueError("; ".join(duplicates))
         return images
 
     @property
@@ -214,6 +221,7 @@ class Catalog(_Model):
         """Every image x cloud x region, optionally narrowed; unknown names are errors."""
         wanted_images = self._known(images, {i.name for i in self.images}, "image")
         wanted_clouds = self._known(clouds, {c.value for c in Cloud}, "cloud")
+        wanted_regions = self._known(regions, self._regions(), "region")
         result: list[BakeTarget] = []
         for image in self.images:
             if wanted_images is not None and image.name not in wanted_images:
@@ -223,9 +231,17 @@ class Catalog(_Model):
                     continue
                 target = getattr(image.targets, cloud.value)
                 for region in target.regions:
-                    if regions is None or region in set(regions):
+                    if wanted_regions is None or region in wanted_regions:
                         result.append(BakeTarget(image=image.name, cloud=cloud, region=region))
         return result
+
+    def _regions(self) -> set[str]:
+        return {
+            region
+            for image in self.images
+            for cloud in image.targets.clouds()
+            for region in getattr(image.targets, cloud.value).regions
+        }
 
     @staticmethod
     def _known(names: Iterable[str] | None, known: set[str], kind: str) -> set[str] | None:
@@ -308,11 +324,30 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     return document
 
 
+def _check_target_defaults(path: Path, target_defaults: Any) -> None:
+    """Cloud defaults merge only into images naming that cloud, so check them up front:
+    a misspelt cloud would otherwise be ignored without a word."""
+    if target_defaults is None:
+        return
+    where = f"Invalid image catalog {path}: field 'defaults.targets'"
+    if not isinstance(target_defaults, Mapping):
+        raise CatalogError(f"{where} must be a mapping of cloud to settings")
+    unknown = sorted(str(cloud) for cloud in set(target_defaults) - {c.value for c in Cloud})
+    if unknown:
+        raise CatalogError(
+            f"{where}: unknown cloud(s) {', '.join(unknown)}"
+            f" (expected {', '.join(c.value for c in Cloud)})"
+        )
+    for cloud, settings in target_defaults.items():
+        if settings is not None and not isinstance(settings, Mapping):
+            raise CatalogError(f"{where}.{cloud} must be a mapping")
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
     """Read and validate the catalog; every problem is reported in one CatalogError."""
     path = path or catalog_path()
     document = _read_yaml(path)
-    unknown = sorted(set(document) - {"defaults", "images"})
+    unknown = sorted(str(key) for key in set(document) - {"defaults", "images"})
     if unknown:
         raise CatalogError(
             f"Invalid image catalog {path}: unknown top-level key(s) {', '.join(unknown)}"
@@ -322,6 +357,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
     raw_images = document.get("images")
     if not isinstance(defaults, Mapping):
         raise CatalogError(f"Invalid image catalog {path}: 'defaults' must be a mapping")
+    _check_target_defaults(path, defaults.get("targets"))
     if not isinstance(raw_images, list) or not raw_images:
         raise CatalogError(f"Invalid image catalog {path}: 'images' must be a non-empty list")
     merged = [_apply_defaults(defaults, raw) for raw in raw_images]

@@ -61,9 +61,8 @@ class BuildProgress:
     @property
     def failed_step(self) -> str | None:
         """The step the first failed build was in when it failed."""
-        for step, _ in self._failures.values():
-            return step
-        return None
+        first = next(iter(self._failures.values()), None)
+        return None if first is None else first[0]
 
     @property
     def error_lines(self) -> tuple[str, ...]:

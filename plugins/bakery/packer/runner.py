@@ -137,7 +137,7 @@ class PackerRunner:
             )
         artifacts = parse_manifest(manifest, run_uuid=run_uuid)
         self._log.info(
-            "Packer build finished in %.0f s with %d artifact(s): %s",
+            "Packer build finished in %.1f s with %d artifact(s): %s",
             outcome.duration_seconds,
             len(artifacts),
             ", ".join(f"{a.region or '-'}:{a.image_id}" for a in artifacts) or "none",
@@ -221,8 +221,9 @@ class PackerRunner:
                 time.sleep(POLL_SECONDS)
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> None:
-        # Packer is a zombie here, so its process-group id cannot have been reused: anything
-        # still in the group (say a provisioner's child that ignored SIGINT) is ours to kill.
+        # Packer has exited but is not reaped yet, so its process-group id cannot have been
+        # reused: anything still in the group (say a provisioner's background child, or one
+        # that outlived SIGTERM to Packer alone) is left over from this run and ours to kill.
         leftovers = [pid for pid in group_members(proc.pid) if pid != proc.pid]
         if leftovers:
             self._log.warning(

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packer_support import RecordingHandler, Workspace
+
+from tests.unit.packer.packer_support import RecordingHandler, Workspace
 
 
 @pytest.fixture

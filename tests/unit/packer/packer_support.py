@@ -19,7 +19,7 @@ RECORD_PGID = f"cut -d' ' -f5 /proc/$$/stat > {PGID_FILE}"
 
 
 class RecordingHandler(logging.Handler):
-    """Keeps every record, and lets a test wait for a message to show up."""
+    """Keeps every record the logger emits, from whichever thread."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.DEBUG)
@@ -48,9 +48,7 @@ class Workspace:
     def manifest(self) -> Path:
         return self.dir / "manifest.json"
 
-    def template(
-        self, *commands: str, manifest: bool = True, filename: str = "image.pkr.hcl"
-    ) -> Path:
+    def template(self, *commands: str, manifest: bool = True) -> Path:
         """A null-builder template whose shell-local provisioner runs `commands`.
 
         Commands are HCL strings: `${var.secret}` interpolates the variable.
@@ -65,7 +63,7 @@ class Workspace:
             if manifest
             else ""
         )
-        path = self.dir / filename
+        path = self.dir / "image.pkr.hcl"
         path.write_text(
             f"""
 variable "manifest" {{
@@ -106,15 +104,17 @@ build {{
         env: dict[str, str] | None = None,
         timeout_seconds: float | None = 60,
         secrets: Sequence[str] = (),
-        **kwargs: object,
+        packer_binary: str = "packer",
+        cancel_grace_seconds: float = 300.0,
     ) -> PackerRunner:
         return PackerRunner(
+            packer_binary=packer_binary,
             working_dir=self.dir,
             env=self.env() if env is None else env,
             timeout_seconds=timeout_seconds,
             logger=self.logger,
             secrets=secrets,
-            **kwargs,  # type: ignore[arg-type]
+            cancel_grace_seconds=cancel_grace_seconds,
         )
 
     def pgid(self, timeout: float = 20) -> int:

@@ -6,10 +6,9 @@ import logging
 import os
 import tempfile
 
-from packer_support import RecordingHandler
-
 from bakery.packer.output import MAX_LINE_BYTES, BuildOutput, OutputFollower
 from bakery.packer.redaction import Redactor
+from tests.unit.packer.packer_support import RecordingHandler
 
 FAILED_PROVISIONER = """\
 1795681752,,ui,say,==> web.null.x: Running local shell script: /tmp/packer-shell2299740306
@@ -43,7 +42,9 @@ for SSH.
 """
 
 
-def feed(text: str, *, secrets: tuple[str, ...] = (), tail_lines: int = 50) -> tuple:
+def feed(
+    text: str, *, secrets: tuple[str, ...] = (), tail_lines: int = 50
+) -> tuple[BuildOutput, RecordingHandler]:
     logger = logging.getLogger(f"tests.packer.output.{id(text)}.{tail_lines}")
     logger.setLevel(logging.DEBUG)
     handler = RecordingHandler()

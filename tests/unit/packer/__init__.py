@@ -1,0 +1,1 @@
+"""Tests of the Packer runner, run against the real Packer binary."""

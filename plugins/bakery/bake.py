@@ -50,9 +50,12 @@ def template_hash(template: Path, variables: Mapping[str, str | int | bool]) -> 
     digest = hashlib.sha256(template.read_bytes())
     for name in sorted(variables):
         value = variables[name]
-        digest.update(f"\0{name}={value}".encode())
         if isinstance(value, str) and Path(value).is_absolute() and _is_file(Path(value)):
+            # The file's content, not where the deployment keeps it, defines the image.
+            digest.update(f"\0{name}=file:{Path(value).name}\0".encode())
             digest.update(Path(value).read_bytes())
+        else:
+            digest.update(f"\0{name}={value}".encode())
     return digest.hexdigest()[:16]
 
 

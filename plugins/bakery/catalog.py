@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -28,6 +29,14 @@ from bakery.constants import catalog_path
 IMAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 VARIABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _at_least_one(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    # Not Field(min_length=1): pydantic counts only the items that validated, so one bad
+    # entry in a one-item list would also be reported as an empty list.
+    if not items:
+        raise ValueError("list at least one")
+    return items
 
 
 class Cloud(StrEnum):
@@ -109,7 +118,10 @@ class AwsSourceImage(_Model):
 class AwsTarget(_Model):
     """Where and how an image is baked on AWS."""
 
-    regions: tuple[Annotated[str, Field(pattern=AWS_REGION_PATTERN)], ...] = Field(min_length=1)
+    regions: Annotated[
+        tuple[Annotated[str, Field(pattern=AWS_REGION_PATTERN)], ...],
+        AfterValidator(_at_least_one),
+    ]
     source: AwsSourceImage
     connection_id: str = "aws_default"
     instance_type: str = "t3.micro"
@@ -139,7 +151,7 @@ class Image(_Model):
 
     name: str = Field(pattern=IMAGE_NAME_PATTERN)
     description: str = ""
-    owners: tuple[str, ...] = Field(min_length=1)
+    owners: Annotated[tuple[str, ...], AfterValidator(_at_least_one)]
     template: str = Field(min_length=1)
     variables: Mapping[str, str | int | bool] = Field(default_factory=dict)
     targets: Targets
@@ -329,18 +341,18 @@ def _check_target_defaults(path: Path, target_defaults: Any) -> None:
     a misspelt cloud would otherwise be ignored without a word."""
     if target_defaults is None:
         return
-    where = f"Invalid image catalog {path}: field 'defaults.targets'"
+    where = f"Invalid image catalog {path}: field 'defaults.targets"
     if not isinstance(target_defaults, Mapping):
-        raise CatalogError(f"{where} must be a mapping of cloud to settings")
+        raise CatalogError(f"{where}' must be a mapping of cloud to settings")
     unknown = sorted(str(cloud) for cloud in set(target_defaults) - {c.value for c in Cloud})
     if unknown:
         raise CatalogError(
-            f"{where}: unknown cloud(s) {', '.join(unknown)}"
+            f"{where}': unknown cloud(s) {', '.join(unknown)}"
             f" (expected {', '.join(c.value for c in Cloud)})"
         )
     for cloud, settings in target_defaults.items():
         if settings is not None and not isinstance(settings, Mapping):
-            raise CatalogError(f"{where}.{cloud} must be a mapping")
+            raise CatalogError(f"{where}.{cloud}' must be a mapping")
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

@@ -1,9 +1,19 @@
 """
 ### Golden image bake
 
-Re-bakes every golden image in `include/catalog.yaml` every Sunday at 22:00 UTC, one
-mapped task per image x cloud x region (map index `web/aws/us-east-1`), with real
-HashiCorp Packer. One image's failure never blocks another's.
+Re-bakes every golden image in `include/catalog.yaml` every Sunday at 22:00 UTC. For
+each image x cloud x region (map index `web/aws/us-east-1`) a mapped group runs:
+
+1. **packer_build**: real HashiCorp Packer bakes the image;
+2. **smoke_test**: one instance boots from it (the wait is deferred) and the catalog's
+   checks run; a failure tags the image `bakery:smoke=failed`;
+3. **promote**: only after a passed smoke test: tag `bakery:channel`, SSM parameter
+   `/bakery/<image>/<channel>`, and an Asset event `bakery://<cloud>/<image>`;
+4. **prune**: old versions go by the retention policy; never the current, in-use,
+   young or newest promoted ones.
+
+One image's failure never blocks another's. `reap_orphans` first terminates builder and
+smoke instances (and their key pairs) that outlived their maximum age.
 
 **On demand:** trigger with `images`, `clouds` or `regions` to bake just those; an
 empty list means all. Every builder instance, image and snapshot is tagged
@@ -17,17 +27,29 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, task_group
 
 from bakery.catalog import load_catalog
 from bakery.constants import BAKE_DAG_ID
 from bakery.operators.packer import PackerBuildOperator
+from bakery.operators.promote import PromoteImageOperator
+from bakery.operators.prune import PruneImagesOperator
+from bakery.operators.reap import ReapOrphansOperator
+from bakery.operators.smoke import SmokeTestOperator
 
 # Parsing reads the catalog file only: a broken catalog fails this import with a clear
 # message, and the trigger form lists the images that exist.
 CATALOG = load_catalog()
 IMAGE_NAMES = [image.name for image in CATALOG.images]
 REGIONS = sorted({target.region for target in CATALOG.bake_targets()})
+CATALOG_LOCATIONS = sorted(
+    {
+        (image.targets.aws.connection_id, region)
+        for image in CATALOG.images
+        if image.targets.aws is not None
+        for region in image.targets.aws.regions
+    }
+)
 
 
 @dag(
@@ -71,7 +93,8 @@ REGIONS = sorted({target.region for target in CATALOG.bake_targets()})
     },
 )
 def golden_image_bake() -> None:
-    @task
+    # A failed reap shows red but never stops the week's bakes.
+    @task(trigger_rule="all_done")
     def select_targets(params: dict[str, list[str]] | None = None) -> list[dict[str, str]]:
         """The image x cloud x region units this run bakes, from the catalog and params."""
         params = params or {}
@@ -84,10 +107,19 @@ def golden_image_bake() -> None:
             raise ValueError(f"nothing to bake for {params}")
         return [target.model_dump(mode="json") for target in targets]
 
-    PackerBuildOperator.partial(
-        task_id="packer_build",
-        map_index_template="{{ bake_label }}",
-    ).expand(target=select_targets())
+    @task_group
+    def image_lifecycle(target: dict[str, str]) -> None:
+        label = {"map_index_template": "{{ bake_label }}"}
+        baked = PackerBuildOperator(task_id="packer_build", target=target, **label)
+        smoked = SmokeTestOperator(task_id="smoke_test", bake=baked.output, **label)
+        promoted = PromoteImageOperator(task_id="promote", bake=smoked.output, **label)
+        pruned = PruneImagesOperator(task_id="prune", target=target, **label)
+        promoted >> pruned
+
+    reaped = ReapOrphansOperator(task_id="reap_orphans", catalog_regions=CATALOG_LOCATIONS)
+    targets = select_targets()
+    reaped >> targets
+    image_lifecycle.expand(target=targets)
 
 
 golden_image_bake()

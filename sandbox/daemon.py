@@ -132,12 +132,15 @@ def write_env_file(config: SandboxConfig) -> None:
     config.env_file.write_text("\n".join(lines) + "\n")
 
 
-class _Stop(Exception):
-    pass
+class _StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between steps. (An exception raised from
+    the handler could be swallowed by a library's retry loop.)"""
 
+    requested = False
 
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop
+    @classmethod
+    def request(cls, signum: int, frame: object) -> None:
+        cls.requested = True
 
 
 def serve(config: SandboxConfig) -> None:
@@ -152,8 +155,8 @@ def serve(config: SandboxConfig) -> None:
     config.instances_dir.mkdir()
     config.images_dir.mkdir()
     config.state_file.unlink(missing_ok=True)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _StopFlag.request)
+    signal.signal(signal.SIGINT, _StopFlag.request)
 
     base = ensure_base_rootfs(config)
     _require_free_port(config.apt_proxy_port)
@@ -186,15 +189,12 @@ def serve(config: SandboxConfig) -> None:
             json.dumps({"pid": os.getpid(), "moto_url": config.moto_url, "base_ami": BASE_AMI_ID})
         )
         log.info("sandbox ready: moto at %s", config.moto_url)
-        while True:
+        while not _StopFlag.requested:
             try:
                 controller.step()
-            except _Stop:
-                raise
             except Exception:
                 log.exception("controller step failed; retrying")
             time.sleep(config.poll_interval_seconds)
-    except _Stop:
         log.info("sandbox stopping")
     finally:
         controller.shutdown()

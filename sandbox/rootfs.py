@@ -17,7 +17,8 @@ from sandbox.config import SandboxConfig
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
+GUEST_SYSTEMCTL = Path(__file__).with_name("guest") / "systemctl"
 
 
 def _recipe_hash(config: SandboxConfig) -> str:
@@ -30,6 +31,7 @@ def _recipe_hash(config: SandboxConfig) -> str:
             str(config.apt_proxy_port),
         ]
         + sorted(config.extra_packages)
+        + [hashlib.sha256(GUEST_SYSTEMCTL.read_bytes()).hexdigest()]
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
@@ -53,6 +55,9 @@ def _customize(root: Path, config: SandboxConfig) -> None:
     (root / "etc/apt/apt.conf.d/01sandbox-mirror").write_text(
         f'Acquire::http::Proxy "http://127.0.0.1:{config.apt_proxy_port}/";\n'
     )
+    # Stand-ins run without systemd; this shim starts enabled units at boot and answers
+    # `systemctl is-active`, so smoke checks use the same command as on a real VM.
+    shutil.copy2(GUEST_SYSTEMCTL, root / "usr/local/bin/systemctl")
     # Host keys and machine-id are per-instance identity: generated at first boot.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

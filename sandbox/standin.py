@@ -71,6 +71,7 @@ def _init_script(spec: BootSpec, home: Path) -> str:
         ]
     lines += [
         f"chroot {merged} ssh-keygen -A >/dev/null",
+        f"chroot {merged} /usr/local/bin/systemctl boot || echo 'some units failed to start'",
         f"chroot {merged} /usr/sbin/sshd -D -e -o ListenAddress=127.0.0.1 &",
         "echo stand-in booted",
         "wait",

@@ -96,6 +96,9 @@ class SmokeCheck(_Model):
 
 class SmokeTest(_Model):
     timeout_seconds: int = Field(default=600, ge=10)
+    # Services may still be starting when SSH first answers; failing checks are retried
+    # for this long before they count.
+    settle_seconds: int = Field(default=60, ge=0)
     checks: tuple[SmokeCheck, ...] = ()
 
 

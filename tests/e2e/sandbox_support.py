@@ -25,14 +25,17 @@ class Sandbox:
     config: SandboxConfig
     env: Mapping[str, str]
 
-    def ec2(self, region: str = "us-east-1") -> Any:
+    def client(self, service: str, region: str = "us-east-1") -> Any:
         return boto3.client(
-            "ec2",
+            service,
             endpoint_url=self.config.moto_url,
             region_name=region,
             aws_access_key_id="sandbox",
             aws_secret_access_key="sandbox",
         )
+
+    def ec2(self, region: str = "us-east-1") -> Any:
+        return self.client("ec2", region)
 
     def image_layer(self, image_id: str, timeout: float = 30.0) -> Path:
         """The captured filesystem of an image (its top overlay layer)."""

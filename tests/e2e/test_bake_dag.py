@@ -50,8 +50,9 @@ def test_bake_dag_bakes_web_with_nginx_and_tags_everything(
         )["Reservations"]
         for i in r["Instances"]
     ]
-    assert builders and all(tags_of(b)["bakery:role"] == "builder" for b in builders)
-    assert all(b["State"]["Name"] == "terminated" for b in builders)
+    roles = sorted(tags_of(instance)["bakery:role"] for instance in builders)
+    assert roles == ["builder", "smoke"], roles
+    assert all(instance["State"]["Name"] == "terminated" for instance in builders)
 
     layer = sandbox.image_layer(image["ImageId"])
     assert (layer / "var/www/html/index.html").read_text().strip() == "Baked with Packer"

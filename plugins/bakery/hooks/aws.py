@@ -10,9 +10,11 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from bakery.catalog import AwsSourceImage
-from bakery.constants import TAG_BAKE_ID, TAG_MANAGED
+from bakery.constants import TAG_BAKE_ID, TAG_MANAGED, TAG_ROLE
 
 DESCRIBE_PAGE_SIZE = 500
+# Packer 1.6.6 cannot tag its temporary key pairs; their name prefix is all there is.
+ORPHAN_KEY_PREFIXES = ("bakery-smoke-", "packer_")
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,155 @@ class BakeryEc2Hook(AwsBaseHook):
             if image.get("State") == "available":
                 return image
         return None
+
+    def import_key_pair(self, name: str, public_key: str, tags: Mapping[str, str]) -> None:
+        self.conn.import_key_pair(
+            KeyName=name,
+            PublicKeyMaterial=public_key.encode(),
+            TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list(tags)}],
+        )
+
+    def delete_key_pair(self, name: str) -> None:
+        self.conn.delete_key_pair(KeyName=name)
+
+    def launch_instance(
+        self,
+        *,
+        image_id: str,
+        instance_type: str,
+        key_name: str,
+        subnet_id: str | None,
+        tags: Mapping[str, str],
+        user_data: str | None = None,
+    ) -> str:
+        """One instance from `image_id`; its volumes carry the same tags."""
+        request: dict[str, Any] = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "KeyName": key_name,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "InstanceInitiatedShutdownBehavior": "terminate",
+            "TagSpecifications": [
+                {"ResourceType": kind, "Tags": _tag_list(tags)} for kind in ("instance", "volume")
+            ],
+        }
+        if subnet_id:
+            request["SubnetId"] = subnet_id
+        if user_data:
+            request["UserData"] = user_data
+        return self.conn.run_instances(**request)["Instances"][0]["InstanceId"]
+
+    def describe_instance(self, instance_id: str) -> dict[str, Any]:
+        reservations = self.conn.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        return reservations[0]["Instances"][0]
+
+    def terminate_instance(self, instance_id: str) -> None:
+        self.conn.terminate_instances(InstanceIds=[instance_id])
+
+    def tag_resource(self, resource_id: str, tags: Mapping[str, str]) -> None:
+        self.conn.create_tags(Resources=[resource_id], Tags=_tag_list(tags))
+
+    def untag_resource(self, resource_id: str, keys: list[str]) -> None:
+        self.conn.delete_tags(Resources=[resource_id], Tags=[{"Key": key} for key in keys])
+
+    def delete_image(self, image: Mapping[str, Any]) -> list[str]:
+        """Deregister an AMI and delete its snapshots; returns the snapshot ids deleted."""
+        self.conn.deregister_image(ImageId=image["ImageId"])
+        snapshots = [
+            mapping["Ebs"]["SnapshotId"]
+            for mapping in image.get("BlockDeviceMappings", [])
+            if mapping.get("Ebs", {}).get("SnapshotId")
+        ]
+        for snapshot_id in snapshots:
+            self.conn.delete_snapshot(SnapshotId=snapshot_id)
+        return snapshots
+
+    def images_in_use(self) -> dict[str, str]:
+        """AMI id -> what uses it: instances that are not terminated, and the latest and
+        default versions of launch templates (which auto scaling groups launch from)."""
+        in_use: dict[str, str] = {}
+        for page in self.conn.get_paginator("describe_instances").paginate(
+            Filters=[
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                }
+            ]
+        ):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    in_use.setdefault(instance["ImageId"], f"instance {instance['InstanceId']}")
+        for page in self.conn.get_paginator("describe_launch_templates").paginate():
+            for template in page["LaunchTemplates"]:
+                versions = self.conn.describe_launch_template_versions(
+                    LaunchTemplateId=template["LaunchTemplateId"],
+                    Versions=["$Latest", "$Default"],
+                )["LaunchTemplateVersions"]
+                for version in versions:
+                    image_id = version.get("LaunchTemplateData", {}).get("ImageId")
+                    if image_id:
+                        in_use.setdefault(
+                            image_id,
+                            f"launch template"
+                            f" {template['LaunchTemplateName']}"
+                            f" v{version['VersionNumber']}",
+                        )
+        return in_use
+
+    def reap_orphans(self, *, older_than: datetime) -> list[str]:
+        """Terminate bakery's builder and smoke instances launched before `older_than`, and
+        delete builder/smoke key pairs created before it. Returns what was removed."""
+        removed: list[str] = []
+        for page in self.conn.get_paginator("describe_instances").paginate(
+            Filters=[
+                {"Name": f"tag:{TAG_MANAGED}", "Values": ["true"]},
+                {"Name": f"tag:{TAG_ROLE}", "Values": ["builder", "smoke"]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        ):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    if instance["LaunchTime"] < older_than:
+                        self.terminate_instance(instance["InstanceId"])
+                        removed.append(instance["InstanceId"])
+        for key in self.conn.describe_key_pairs()["KeyPairs"]:
+            name = key["KeyName"]
+            if name.startswith(ORPHAN_KEY_PREFIXES) and key.get("CreateTime", older_than) < (
+                older_than
+            ):
+                self.delete_key_pair(name)
+                removed.append(name)
+        return removed
+
+
+def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in tags.items()]
+
+
+class BakerySsmHook(AwsBaseHook):
+    """The SSM parameters that name each channel's current image."""
+
+    def __init__(self, *, aws_conn_id: str, region_name: str) -> None:
+        super().__init__(aws_conn_id=aws_conn_id, region_name=region_name, client_type="ssm")
+
+    def put_image_parameter(self, name: str, image_id: str, description: str) -> int:
+        """Point the parameter at `image_id`; returns its new version."""
+        response = self.conn.put_parameter(
+            Name=name,
+            Value=image_id,
+            Type="String",
+            DataType="aws:ec2:image",
+            Overwrite=True,
+            Description=description,
+        )
+        return int(response["Version"])
+
+    def get_parameter_value(self, name: str) -> str | None:
+        try:
+            return self.conn.get_parameter(Name=name)["Parameter"]["Value"]
+        except self.conn.exceptions.ParameterNotFound:
+            return None

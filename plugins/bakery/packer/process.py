@@ -9,7 +9,6 @@ process, and SIGKILL leaves everything behind, so it is the last resort.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -29,7 +28,8 @@ def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The running process has libc loaded already; no find_library (it forks ldconfig).
+        libc = ctypes.CDLL(None, use_errno=True)
         prctl: Callable[..., int] = libc.prctl
     except (OSError, AttributeError):
         return None

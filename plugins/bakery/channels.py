@@ -1,0 +1,21 @@
+"""Where a channel's current image is published, and how promotion history is tagged."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+def channel_parameter(image: str, channel: str) -> str:
+    """The SSM parameter launch templates and Terraform resolve, e.g. /bakery/web/stable."""
+    return f"/bakery/{image}/{channel}"
+
+
+def asset_uri(cloud: str, image: str) -> str:
+    return f"bakery://{cloud}/{image}"
+
+
+def tag_value(tags: list[Mapping[str, str]] | None, key: str) -> str | None:
+    for tag in tags or []:
+        if tag["Key"] == key:
+            return tag["Value"]
+    return None

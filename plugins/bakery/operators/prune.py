@@ -1,0 +1,106 @@
+"""PruneImagesOperator: delete an image's rotted versions by the catalog's retention policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bakery.catalog import BakeTarget, load_catalog
+from bakery.channels import tag_value
+from bakery.constants import TAG_CHANNEL, TAG_IMAGE, TAG_MANAGED, TAG_PROMOTED_AT, TAG_SMOKE
+from bakery.hooks.aws import BakeryEc2Hook
+from bakery.retention import Action, InventoryImage, plan_prune, render_plan
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def inventory_image(image: dict[str, Any]) -> InventoryImage:
+    tags = image.get("Tags")
+    return InventoryImage(
+        image_id=image["ImageId"],
+        name=image.get("Name", ""),
+        created=_parse_time(image["CreationDate"]) or datetime.now(UTC),
+        managed=tag_value(tags, TAG_MANAGED) == "true",
+        current_channel=tag_value(tags, TAG_CHANNEL),
+        promoted_at=_parse_time(tag_value(tags, TAG_PROMOTED_AT)),
+        smoke=tag_value(tags, TAG_SMOKE),
+    )
+
+
+class PruneImagesOperator(BaseOperator):
+    """Plan with `plan_prune`, log the plan as a table, then apply it unless dry-run."""
+
+    template_fields: Sequence[str] = ("target",)
+    ui_color = "#fdd0a2"
+
+    def __init__(
+        self,
+        *,
+        target: dict[str, str],
+        dry_run: bool | None = None,
+        catalog_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.dry_run = dry_run
+        self.catalog_path = catalog_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        target = BakeTarget.model_validate(
+            {k: self.target[k] for k in ("image", "cloud", "region")}
+        )
+        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
+        # Unset means: as the run's `prune_dry_run` param says (the trigger form's switch).
+        dry_run = (
+            bool(context["params"].get("prune_dry_run", False))
+            if self.dry_run is None
+            else self.dry_run
+        )
+        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
+            target.image
+        )
+        aws = image.targets.aws
+        assert aws is not None
+        hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
+        described = {
+            found["ImageId"]: found
+            for found in hook.iter_managed_images(extra_filters={TAG_IMAGE: target.image})
+        }
+        decisions = plan_prune(
+            [inventory_image(found) for found in described.values()],
+            policy=image.retention,
+            in_use=hook.images_in_use(),
+            now=datetime.now(UTC),
+        )
+        self.log.info(
+            "%s: prune plan%s\n%s",
+            target.label,
+            " (dry run)" if dry_run else "",
+            render_plan(decisions, dry_run=dry_run),
+        )
+        deleted: list[str] = []
+        for decision in decisions:
+            if decision.action is Action.DELETE and not dry_run:
+                snapshots = hook.delete_image(described[decision.image.image_id])
+                deleted.append(decision.image.image_id)
+                self.log.info(
+                    "%s: deleted %s and snapshots %s",
+                    target.label,
+                    decision.image.image_id,
+                    ", ".join(snapshots) or "(none)",
+                )
+        return {
+            "image": target.image,
+            "region": target.region,
+            "dry_run": dry_run,
+            "deleted": deleted,
+            "would_delete": [d.image.image_id for d in decisions if d.action is Action.DELETE],
+            "kept": [d.image.image_id for d in decisions if d.action is Action.KEEP],
+        }

@@ -1,0 +1,48 @@
+"""ReapOrphansOperator: remove builder and smoke leftovers that outlived their maximum age."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bakery.hooks.aws import BakeryEc2Hook
+
+
+class ReapOrphansOperator(BaseOperator):
+    """Terminate bakery-tagged builder/smoke instances older than `max_age` and delete
+    their key pairs, in every (connection, region) the catalog uses.
+
+    A bake that lost its worker and its Packer process (power loss, node eviction)
+    cannot clean up after itself; this runs at the start of every bake so such leftovers
+    never live long.
+    """
+
+    template_fields: Sequence[str] = ("catalog_regions",)
+
+    def __init__(
+        self,
+        *,
+        catalog_regions: list[tuple[str, str]] | list[list[str]],
+        max_age: timedelta = timedelta(hours=2),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.catalog_regions = catalog_regions
+        self.max_age = max_age
+
+    def execute(self, context: Context) -> list[str]:
+        older_than = datetime.now(UTC) - self.max_age
+        removed: list[str] = []
+        for connection_id, region in self.catalog_regions:
+            hook = BakeryEc2Hook(aws_conn_id=connection_id, region_name=region)
+            reaped = hook.reap_orphans(older_than=older_than)
+            for resource in reaped:
+                self.log.warning(
+                    "%s: removed orphan %s (older than %s)", region, resource, self.max_age
+                )
+            removed += reaped
+        self.log.info("reaped %d orphan(s)", len(removed))
+        return removed

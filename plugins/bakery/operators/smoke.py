@@ -1,0 +1,158 @@
+"""SmokeTestOperator: boot the new image once and prove it serves what it should."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bakery.catalog import AwsTarget, BakeTarget, Image, load_catalog
+from bakery.constants import TAG_BAKE_ID, TAG_IMAGE, TAG_MANAGED, TAG_ROLE, TAG_SMOKE
+from bakery.hooks.aws import BakeryEc2Hook
+from bakery.smoke.keys import new_key_pair
+from bakery.triggers.smoke import SmokeTestTrigger
+
+
+class SmokeTestFailedError(RuntimeError):
+    """A smoke check failed, or the instance never came up: the image is not promoted."""
+
+
+class SmokeTestOperator(BaseOperator):
+    """Launch one instance of a freshly baked image, run its catalog checks, terminate it.
+
+    The boot and SSH wait are deferred to SmokeTestTrigger. The instance and its one-off
+    key pair are removed on pass, on fail, on timeout and when the task is killed.
+    """
+
+    template_fields: Sequence[str] = ("bake",)
+    ui_color = "#c7e9c0"
+
+    def __init__(
+        self,
+        *,
+        bake: dict[str, str],
+        catalog_path: str | None = None,
+        reach: str | None = None,
+        ssh_port: int = 22,
+        poll_interval: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bake = bake
+        self.catalog_path = catalog_path
+        self.reach = reach
+        self.ssh_port = ssh_port
+        self.poll_interval = poll_interval
+        self._launched: tuple[BakeryEc2Hook, str, str] | None = None
+
+    def _target(self, context: Context) -> tuple[BakeTarget, Image, AwsTarget, BakeryEc2Hook]:
+        target = BakeTarget.model_validate({k: self.bake[k] for k in ("image", "cloud", "region")})
+        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
+        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
+            target.image
+        )
+        aws = image.targets.aws
+        assert aws is not None  # the bake that produced self.bake came from this target
+        hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
+        return target, image, aws, hook
+
+    def execute(self, context: Context) -> None:
+        target, image, aws, hook = self._target(context)
+        image_id, bake_id = self.bake["image_id"], self.bake["bake_id"]
+        key_name = f"bakery-smoke-{bake_id}-{context['ti'].try_number}"
+        keys = new_key_pair()
+        tags = {
+            TAG_MANAGED: "true",
+            TAG_IMAGE: target.image,
+            TAG_BAKE_ID: bake_id,
+            TAG_ROLE: "smoke",
+            "Name": f"bakery-smoke {target.label}",
+        }
+        hook.import_key_pair(key_name, keys.public_openssh, tags)
+        try:
+            instance_id = hook.launch_instance(
+                image_id=image_id,
+                instance_type=aws.instance_type,
+                key_name=key_name,
+                subnet_id=hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else None,
+                tags=tags,
+            )
+        except Exception:
+            hook.delete_key_pair(key_name)
+            raise
+        self._launched = (hook, instance_id, key_name)
+        self.log.info("%s: smoke instance %s of %s launched", target.label, instance_id, image_id)
+        self.defer(
+            trigger=SmokeTestTrigger(
+                aws_conn_id=aws.connection_id,
+                region_name=target.region,
+                instance_id=instance_id,
+                key_name=key_name,
+                ssh_user=aws.ssh_username,
+                private_key=keys.private_openssh,
+                checks=[check.model_dump(mode="json") for check in image.smoke.checks],
+                reach=self.reach or aws.ssh_interface,
+                ssh_port=self.ssh_port,
+                timeout_seconds=image.smoke.timeout_seconds,
+                settle_seconds=image.smoke.settle_seconds,
+                poll_interval=self.poll_interval,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, str]:
+        target, _, _, hook = self._target(context)
+        instance_id, key_name = event["instance_id"], event["key_name"]
+        try:
+            return self._judge(target, hook, event)
+        finally:
+            # Cleanup never hides the verdict: its own failure is logged, not raised.
+            for cleanup, resource in (
+                (hook.terminate_instance, instance_id),
+                (hook.delete_key_pair, key_name),
+            ):
+                try:
+                    cleanup(resource)
+                except Exception:
+                    self.log.exception("%s: could not remove %s", target.label, resource)
+
+    def _judge(
+        self, target: BakeTarget, hook: BakeryEc2Hook, event: Mapping[str, Any]
+    ) -> dict[str, str]:
+        image_id = self.bake["image_id"]
+        results = event.get("results", [])
+        for result in results:
+            verdict = "PASS" if result["passed"] else "FAIL"
+            self.log.info(
+                "[%s] %s '%s': expected %s; saw %s",
+                verdict,
+                result["kind"],
+                result["name"],
+                result["expected"],
+                result["seen"],
+            )
+        if event.get("status") == "passed":
+            hook.tag_resource(image_id, {TAG_SMOKE: "passed"})
+            self.log.info("%s: %s passed %d smoke checks", target.label, image_id, len(results))
+            return {**self.bake, "smoke": "passed"}
+        hook.tag_resource(image_id, {TAG_SMOKE: "failed"})
+        failed = [r for r in results if not r["passed"]]
+        if failed:
+            first = failed[0]
+            reason = (
+                f"check '{first['name']}' ({first['kind']}) expected {first['expected']};"
+                f" saw {first['seen']}"
+            )
+            if len(failed) > 1:
+                reason += f" (and {len(failed) - 1} more failed check(s))"
+        else:
+            reason = str(event.get("message", "the smoke test did not complete"))
+        raise SmokeTestFailedError(f"{target.label}: smoke test of {image_id} failed: {reason}")
+
+    def on_kill(self) -> None:
+        if self._launched is not None:
+            hook, instance_id, key_name = self._launched
+            hook.terminate_instance(instance_id)
+            hook.delete_key_pair(key_name)

@@ -1,0 +1,1 @@
+"""Smoke checks run against a freshly booted instance of a new image."""

@@ -17,9 +17,11 @@ TAG_SMOKE = f"{TAG_PREFIX}smoke"
 TAG_CHANNEL = f"{TAG_PREFIX}channel"
 TAG_PROMOTED_AT = f"{TAG_PREFIX}promoted-at"
 TAG_SUPERSEDED_AT = f"{TAG_PREFIX}superseded-at"
+TAG_ROLLED_BACK_AT = f"{TAG_PREFIX}rolled-back-at"
 
 BAKE_DAG_ID = "golden_image_bake"
 AUDIT_DAG_ID = "golden_image_audit"
+ROLLBACK_DAG_ID = "golden_image_rollback"
 
 DEFAULT_CATALOG_FILENAME = "catalog.yaml"
 

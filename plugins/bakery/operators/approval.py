@@ -1,0 +1,47 @@
+"""PromotionApprovalOperator: a human approves a promotion, for images that ask for it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Context
+
+from bakery.catalog import load_catalog
+
+
+class PromotionApprovalOperator(ApprovalOperator):
+    """Waits for Approve/Reject in the Airflow UI before a promotion, when the image's
+    catalog entry sets `approval_required`; passes straight through otherwise.
+
+    Reject skips the promotion (and the prune after it); the smoke-tested image stays.
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "bake")
+
+    def __init__(
+        self, *, bake: dict[str, str], catalog_path: str | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("subject", "Promote a golden image?")
+        super().__init__(**kwargs)
+        self.bake = bake
+        self.catalog_path = catalog_path
+
+    def execute(self, context: Context) -> Any:
+        label = f"{self.bake['image']}/{self.bake['cloud']}/{self.bake['region']}"
+        context["bake_label"] = label  # type: ignore[typeddict-unknown-key]
+        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
+            self.bake["image"]
+        )
+        if not image.approval_required:
+            self.log.info("%s: no approval required by the catalog; promoting", label)
+            return {"chosen_options": [self.APPROVE], "approved_by": "catalog policy"}
+        self.subject = f"Promote {self.bake['image_id']} as {label} ({image.channel})?"
+        self.body = (
+            f"**{label}**: image `{self.bake['image_id']}` (bake `{self.bake['bake_id']}`)"
+            f" passed its smoke test. Approve to make it the current `{image.channel}` image;"
+            " reject to keep the current one."
+        )
+        return super().execute(context)

@@ -7,9 +7,12 @@ each image x cloud x region (map index `web/aws/us-east-1`) a mapped group runs:
 1. **packer_build**: real HashiCorp Packer bakes the image;
 2. **smoke_test**: one instance boots from it (the wait is deferred) and the catalog's
    checks run; a failure tags the image `bakery:smoke=failed`;
-3. **promote**: only after a passed smoke test: tag `bakery:channel`, SSM parameter
+3. **approve**: a human approves in the UI, for images whose catalog entry sets
+   `approval_required` (others pass straight through);
+4. **promote**: only after a passed smoke test: tag `bakery:channel`, SSM parameter
    `/bakery/<image>/<channel>`, and an Asset event `bakery://<cloud>/<image>`;
-4. **prune**: old versions go by the retention policy; never the current, in-use,
+5. **distribute**: copies to the catalog's `copy_to_regions` and promotes them there;
+6. **prune**: old versions go by the retention policy; never the current, in-use,
    young or newest promoted ones.
 
 One image's failure never blocks another's. `reap_orphans` first terminates builder and
@@ -29,8 +32,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
-from bakery.catalog import load_catalog
+from bakery.catalog_summary import load_catalog_summary
 from bakery.constants import BAKE_DAG_ID
+from bakery.operators.approval import PromotionApprovalOperator
+from bakery.operators.distribute import DistributeImageOperator
 from bakery.operators.packer import PackerBuildOperator
 from bakery.operators.promote import PromoteImageOperator
 from bakery.operators.prune import PruneImagesOperator
@@ -38,18 +43,13 @@ from bakery.operators.reap import ReapOrphansOperator
 from bakery.operators.smoke import SmokeTestOperator
 
 # Parsing reads the catalog file only: a broken catalog fails this import with a clear
-# message, and the trigger form lists the images that exist.
-CATALOG = load_catalog()
-IMAGE_NAMES = [image.name for image in CATALOG.images]
-REGIONS = sorted({target.region for target in CATALOG.bake_targets()})
-CATALOG_LOCATIONS = sorted(
-    {
-        (image.targets.aws.connection_id, region)
-        for image in CATALOG.images
-        if image.targets.aws is not None
-        for region in image.targets.aws.regions
-    }
-)
+# message, and the trigger form lists the images that exist. The summary is cached by the
+# catalog's bytes (see bakery.catalog_summary), so an unchanged catalog is not validated
+# again on every parse loop; a changed or broken one always is.
+CATALOG_SUMMARY = load_catalog_summary()
+IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
+REGIONS = list(CATALOG_SUMMARY.regions)
+CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
 
 
 @dag(
@@ -97,6 +97,9 @@ def golden_image_bake() -> None:
     @task(trigger_rule="all_done")
     def select_targets(params: dict[str, list[str]] | None = None) -> list[dict[str, str]]:
         """The image x cloud x region units this run bakes, from the catalog and params."""
+        # Imported here: building its pydantic models would cost every parse of this file.
+        from bakery.catalog import load_catalog
+
         params = params or {}
         targets = load_catalog().bake_targets(
             images=params.get("images") or None,
@@ -112,9 +115,11 @@ def golden_image_bake() -> None:
         label = {"map_index_template": "{{ bake_label }}"}
         baked = PackerBuildOperator(task_id="packer_build", target=target, **label)
         smoked = SmokeTestOperator(task_id="smoke_test", bake=baked.output, **label)
+        approved = PromotionApprovalOperator(task_id="approve", bake=smoked.output, **label)
         promoted = PromoteImageOperator(task_id="promote", bake=smoked.output, **label)
+        distributed = DistributeImageOperator(task_id="distribute", bake=promoted.output, **label)
         pruned = PruneImagesOperator(task_id="prune", target=target, **label)
-        promoted >> pruned
+        approved >> promoted >> [distributed, pruned]
 
     reaped = ReapOrphansOperator(task_id="reap_orphans", catalog_regions=CATALOG_LOCATIONS)
     targets = select_targets()

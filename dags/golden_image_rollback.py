@@ -13,13 +13,15 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag
 
-from bakery.catalog import load_catalog
+from bakery.catalog_summary import load_catalog_summary
 from bakery.constants import ROLLBACK_DAG_ID
 from bakery.operators.rollback import RollbackChannelOperator
 
-CATALOG = load_catalog()
-IMAGE_NAMES = [image.name for image in CATALOG.images]
-REGIONS = sorted({target.region for target in CATALOG.bake_targets()})
+# The catalog's cached summary: validated in full only when the catalog changed, so a
+# broken catalog still fails this import (see bakery.catalog_summary).
+CATALOG_SUMMARY = load_catalog_summary()
+IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
+REGIONS = list(CATALOG_SUMMARY.regions)
 
 
 @dag(

@@ -1,68 +1,322 @@
 """Gather bakery's images from every cloud and region and report their freshness.
 
-Runs in the audit DAG and from a laptop alike: `python -m bakery.audit [--json]`.
+Runs in the audit DAG (`run_and_report`) and from a laptop alike:
+`python -m bakery.audit [--json] [--write PATH] [--stale-after-days N]`, which reads
+connections from `AIRFLOW_CONN_*` environment variables.
+
+Every (connection, region) the catalog names is listed concurrently, one thread each
+(bounded): a region's listing is a few paginated calls (bakery's AMIs by tag, the
+instances and launch templates that use them, the source images they were baked from in
+batches), never one call per image, so an audit of many regions takes about as long as
+its slowest region.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from bakery.catalog import Catalog, load_catalog
-from bakery.constants import TAG_IMAGE
-from bakery.freshness import FreshnessResult, ImageRecord, assess, render_text
-from bakery.hooks.aws import BakeryEc2Hook
+import pendulum
+
+from bakery.catalog import Catalog, Image, load_catalog
+from bakery.channels import tag_value
+from bakery.constants import (
+    TAG_CHANNEL,
+    TAG_IMAGE,
+    TAG_PROMOTED_AT,
+    TAG_ROLLED_BACK_AT,
+    TAG_SOURCE_IMAGE,
+)
+from bakery.freshness import (
+    FreshnessResult,
+    ImageRecord,
+    assess,
+    render_text,
+    stale_alert,
+    summarize,
+)
+from bakery.report import build_report, default_report_path, write_report
+
+log = logging.getLogger(__name__)
+
+# Threads wait on the network, not the CPU; the bound only protects API rate limits when
+# a catalog names very many (connection, region) pairs.
+MAX_GATHER_WORKERS = 16
 
 
-def _tag(image: dict[str, object], key: str) -> str | None:
-    for tag in image.get("Tags", []) or []:  # type: ignore[union-attr]
-        if tag["Key"] == key:  # type: ignore[index]
-            return str(tag["Value"])  # type: ignore[index]
-    return None
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where images are listed: one connection (account) in one region."""
+
+    connection_id: str
+    region: str
+    cloud: str = "aws"
+
+    @property
+    def label(self) -> str:
+        return f"{self.connection_id}/{self.region}"
 
 
-def gather_aws(catalog: Catalog) -> Iterator[ImageRecord]:
-    """One paginated DescribeImages per connection and region, never one call per image."""
-    locations = {
-        (image.targets.aws.connection_id, region)
-        for image in catalog.images
-        if image.targets.aws is not None
-        for region in image.targets.aws.regions
-    }
-    for connection_id, region in sorted(locations):
-        hook = BakeryEc2Hook(aws_conn_id=connection_id, region_name=region)
-        for image in hook.iter_managed_images():
-            name = _tag(image, TAG_IMAGE)
-            if name is None:
-                continue
-            yield ImageRecord(
-                image=name,
-                cloud="aws",
-                region=region,
-                image_id=image["ImageId"],
-                name=image.get("Name", image["ImageId"]),
-                created=datetime.fromisoformat(image["CreationDate"].replace("Z", "+00:00")),
-            )
+@dataclass(frozen=True)
+class LocationInventory:
+    """What one location holds, and what listing it cost."""
+
+    location: Location
+    records: list[ImageRecord]
+    sources: dict[str, datetime]  # source image id -> creation time, as far as found
+    api_calls: Counter[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """bakery's images across every location, with source ages filled in."""
+
+    records: list[ImageRecord]
+    locations: list[LocationInventory] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def api_calls(self) -> int:
+        return sum(sum(location.api_calls.values()) for location in self.locations)
+
+    def stats(self) -> dict[str, Any]:
+        """For the JSON report: what was listed where, and the calls it took."""
+        return {
+            "api_calls": self.api_calls,
+            "seconds": round(self.seconds, 3),
+            "locations": [
+                {
+                    "cloud": item.location.cloud,
+                    "connection_id": item.location.connection_id,
+                    "region": item.location.region,
+                    "images": len(item.records),
+                    "api_calls": dict(sorted(item.api_calls.items())),
+                    "seconds": round(item.seconds, 3),
+                }
+                for item in self.locations
+            ],
+        }
+
+
+class InventoryError(RuntimeError):
+    """A location could not be listed. The audit stops rather than report its targets
+    MISSING (which would ask for needless re-bakes)."""
+
+
+def catalog_locations(catalog: Catalog) -> dict[Location, frozenset[str]]:
+    """Every (connection, region) the catalog bakes into -> the images it bakes there."""
+    images: dict[Location, set[str]] = {}
+    for image in catalog.images:
+        aws = image.targets.aws
+        if aws is None:
+            continue
+        for region in aws.regions:
+            images.setdefault(Location(aws.connection_id, region), set()).add(image.name)
+    return {location: frozenset(names) for location, names in sorted(images.items())}
+
+
+def parse_time(value: str) -> datetime:
+    """An AWS timestamp (`2026-01-04T22:00:00.000Z`) as an aware UTC datetime."""
+    parsed = pendulum.parse(value)
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    return parsed.in_timezone("UTC")
+
+
+def _record(image: Mapping[str, Any], name: str, location: Location) -> ImageRecord:
+    tags = image.get("Tags")
+    return ImageRecord(
+        image=name,
+        cloud=location.cloud,
+        region=location.region,
+        image_id=image["ImageId"],
+        name=image.get("Name") or image["ImageId"],
+        created=parse_time(image["CreationDate"]),
+        channel=tag_value(tags, TAG_CHANNEL),
+        promoted=bool(tag_value(tags, TAG_PROMOTED_AT)),
+        rolled_back=bool(tag_value(tags, TAG_ROLLED_BACK_AT)),
+        source_image_id=tag_value(tags, TAG_SOURCE_IMAGE),
+    )
+
+
+def gather_location(location: Location, images: Iterable[str]) -> LocationInventory:
+    """List one location: bakery's images of `images` there, what uses them, their bases."""
+    from bakery.hooks.aws import BakeryEc2Hook  # boto3: only where a cloud is called
+
+    started = time.perf_counter()
+    wanted = set(images)
+    hook = BakeryEc2Hook(aws_conn_id=location.connection_id, region_name=location.region)
+    calls = hook.count_api_calls()
+    records = []
+    for image in hook.iter_managed_images():
+        name = tag_value(image.get("Tags"), TAG_IMAGE)
+        if name in wanted:
+            records.append(_record(image, name, location))
+    sources: dict[str, datetime] = {}
+    if records:
+        in_use = hook.images_in_use()
+        records = [replace(r, in_use_by=in_use.get(r.image_id)) for r in records]
+        source_ids = {r.source_image_id for r in records if r.source_image_id}
+        sources = {
+            image_id: parse_time(found["CreationDate"])
+            for image_id, found in hook.describe_images_by_id(source_ids).items()
+        }
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s: %d images, %d API calls (%s) in %.2f s",
+        location.label,
+        len(records),
+        sum(calls.values()),
+        ", ".join(f"{name} {count}" for name, count in sorted(calls.items())),
+        seconds,
+    )
+    return LocationInventory(location, records, sources, calls, seconds)
+
+
+def gather(
+    locations: Mapping[Location, Iterable[str]], *, max_workers: int = MAX_GATHER_WORKERS
+) -> Inventory:
+    """List every location concurrently, one thread each up to `max_workers`."""
+    started = time.perf_counter()
+    if not locations:
+        return Inventory(records=[])
+    # Imported once here rather than by every thread at the same moment.
+    import bakery.hooks.aws  # noqa: F401
+
+    failures: list[str] = []
+    listed: list[LocationInventory] = []
+    workers = max(1, min(max_workers, len(locations)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bakery-audit") as pool:
+        futures = {
+            location: pool.submit(gather_location, location, images)
+            for location, images in locations.items()
+        }
+        for location, future in futures.items():
+            try:
+                listed.append(future.result())
+            except Exception as exc:
+                failures.append(f"{location.label}: {type(exc).__name__}: {exc}")
+    if failures:
+        raise InventoryError("could not list images in " + "; ".join(failures))
+    # A copied image's source lives in another region: look its age up wherever it was found.
+    sources = {image_id: created for item in listed for image_id, created in item.sources.items()}
+    records = [
+        replace(record, source_created=sources.get(record.source_image_id or ""))
+        for item in listed
+        for record in item.records
+    ]
+    return Inventory(records, listed, time.perf_counter() - started)
+
+
+def gather_aws(catalog: Catalog, *, max_workers: int = MAX_GATHER_WORKERS) -> Inventory:
+    return gather(catalog_locations(catalog), max_workers=max_workers)
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """One audit: its rows, the inventory behind them, and the JSON report."""
+
+    results: list[FreshnessResult]
+    inventory: Inventory
+    report: dict[str, Any]
+    generated_at: datetime
+
+    @property
+    def text(self) -> str:
+        return render_text(self.results)
+
+
+def audit(
+    catalog: Catalog,
+    *,
+    now: datetime | None = None,
+    stale_after_days: int | None = None,
+    max_workers: int = MAX_GATHER_WORKERS,
+) -> AuditOutcome:
+    now = now or pendulum.now("UTC")
+    inventory = gather_aws(catalog, max_workers=max_workers)
+    results = assess(catalog, inventory.records, now, stale_after_days=stale_after_days)
+    report = build_report(
+        results,
+        generated_at=now,
+        thresholds={
+            image.name: stale_after_days or image.freshness_days for image in catalog.images
+        },
+        default_threshold=Image.model_fields["freshness_days"].default,
+        override=stale_after_days,
+        inventory=inventory.stats(),
+    )
+    return AuditOutcome(results, inventory, report, now)
 
 
 def run_audit(catalog: Catalog, now: datetime | None = None) -> list[FreshnessResult]:
-    return assess(catalog, gather_aws(catalog), now or datetime.now(UTC))
+    return audit(catalog, now=now).results
+
+
+def run_and_report(
+    *,
+    stale_after_days: int | None = None,
+    report_path: Path | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The audit DAG's task: audit the catalog, write the JSON report, log the text report
+    line by line and an alert line, and return the summary (the task's XCom)."""
+    outcome = audit(load_catalog(), now=now, stale_after_days=stale_after_days)
+    path = write_report(outcome.report, report_path or default_report_path())
+    for line in outcome.text.splitlines():
+        log.info("%s", line)
+    summary = summarize(outcome.results, generated_at=outcome.generated_at)
+    summary["report_path"] = str(path)
+    summary["api_calls"] = outcome.inventory.api_calls
+    alert = stale_alert(summary)
+    if alert:
+        # Notifier channels are not wired yet; they will send `stale_alert(summary)`.
+        log.warning("%s", alert)
+    log.info(
+        "Freshness report written to %s: %s",
+        path,
+        ", ".join(f"{status} {count}" for status, count in summary["counts"].items()),
+    )
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bakery.audit", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print the JSON report")
+    parser.add_argument("--write", type=Path, metavar="PATH", help="also write the JSON report")
+    parser.add_argument(
+        "--stale-after-days",
+        type=int,
+        metavar="N",
+        help="stale past N whole days for every image (default: each image's freshness_days)",
+    )
     args = parser.parse_args(argv)
-    logging.getLogger("airflow").setLevel(logging.WARNING)  # the report, not the plumbing
-    results = run_audit(load_catalog())
+    if args.stale_after_days is not None and args.stale_after_days < 1:
+        parser.error("--stale-after-days must be at least 1")
+    # stdout carries the report alone. Airflow, imported on first use of the hook, logs to
+    # stdout: it finds stderr there instead, and logs only warnings unless configured.
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    with contextlib.redirect_stdout(sys.stderr):
+        outcome = audit(load_catalog(), stale_after_days=args.stale_after_days)
+        if args.write:
+            write_report(outcome.report, args.write)
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+        print(json.dumps(outcome.report, indent=2))
     else:
-        print(render_text(results))
+        print(outcome.text)
     return 0
 
 

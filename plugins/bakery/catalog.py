@@ -132,6 +132,8 @@ class AwsTarget(_Model):
     ssh_interface: Literal["public_ip", "private_ip", "public_dns", "private_dns"] = "private_ip"
     subnet_tags: Mapping[str, str] = Field(default_factory=dict)
     volume_size_gb: int = Field(default=8, ge=1)
+    # After promotion the image is copied to these regions and promoted there too.
+    copy_to_regions: tuple[Annotated[str, Field(pattern=AWS_REGION_PATTERN)], ...] = ()
 
     @field_validator("regions")
     @classmethod
@@ -140,6 +142,15 @@ class AwsTarget(_Model):
         if duplicates:
             raise ValueError(f"regions listed twice: {', '.join(duplicates)}")
         return regions
+
+    @model_validator(mode="after")
+    def _copies_go_elsewhere(self) -> AwsTarget:
+        baked_there = sorted(set(self.copy_to_regions) & set(self.regions))
+        if baked_there:
+            raise ValueError(
+                f"copy_to_regions lists {', '.join(baked_there)}, already baked in directly"
+            )
+        return self
 
 
 class Targets(_Model):
@@ -163,6 +174,8 @@ class Image(_Model):
     freshness_days: int = Field(default=30, ge=1)
     retention: RetentionPolicy = RetentionPolicy()
     build_timeout_minutes: int = Field(default=60, ge=1)
+    # A human approves each promotion in the Airflow UI (Human-in-the-loop) when set.
+    approval_required: bool = False
 
     @field_validator("variables")
     @classmethod
@@ -322,13 +335,27 @@ def _format_errors(path: Path, error: ValidationError, raw_images: list[Any]) ->
     return "\n".join(lines)
 
 
+def _safe_load(text: str) -> Any:
+    """yaml.safe_load, through libyaml when PyYAML was built with it (several times faster
+    on a large catalog). libyaml words its errors differently (and is stricter in a few
+    corners), so a document it rejects is parsed again by the pure-Python loader: errors
+    keep PyYAML's wording and line/column, and what PyYAML accepts still loads."""
+    c_loader = getattr(yaml, "CSafeLoader", None)
+    if c_loader is not None:
+        try:
+            return yaml.load(text, Loader=c_loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.load(text, Loader=yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"Cannot read image catalog {path}: {exc.strerror}") from exc
     try:
-        document = yaml.safe_load(text)
+        document = _safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

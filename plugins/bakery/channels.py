@@ -10,6 +10,11 @@ def channel_parameter(image: str, channel: str) -> str:
     return f"/bakery/{image}/{channel}"
 
 
+# Promotions emit their `asset_uri` events through this alias; the audit DAG is
+# scheduled on it, so a new image or cloud needs no change there.
+PROMOTIONS_ALIAS = "bakery-promotions"
+
+
 def asset_uri(cloud: str, image: str) -> str:
     return f"bakery://{cloud}/{image}"
 

@@ -18,6 +18,7 @@ TAG_CHANNEL = f"{TAG_PREFIX}channel"
 TAG_PROMOTED_AT = f"{TAG_PREFIX}promoted-at"
 TAG_SUPERSEDED_AT = f"{TAG_PREFIX}superseded-at"
 TAG_ROLLED_BACK_AT = f"{TAG_PREFIX}rolled-back-at"
+TAG_COPIED_FROM = f"{TAG_PREFIX}copied-from"
 
 BAKE_DAG_ID = "golden_image_bake"
 AUDIT_DAG_ID = "golden_image_audit"

@@ -27,7 +27,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO_ROOT / "dags"
 
 # Environment that changes what a parse sees; the tests pin or clear all of it.
-BAKERY_OVERRIDES = ("BAKERY_CATALOG", "BAKERY_INCLUDE_DIR", "BAKERY_TASK_RETRIES")
+# BAKERY_CACHE_DIR is cleared so the catalog summary cache lands in the throwaway AIRFLOW_HOME.
+BAKERY_OVERRIDES = (
+    "BAKERY_CATALOG",
+    "BAKERY_INCLUDE_DIR",
+    "BAKERY_TASK_RETRIES",
+    "BAKERY_CACHE_DIR",
+)
 
 
 def set_airflow_environment(mp: pytest.MonkeyPatch, airflow_home: Path) -> None:

@@ -122,3 +122,36 @@ def test_promotion_refuses_an_image_without_a_passed_smoke_test(
     assert "bakery:channel" not in tags_of(
         sandbox.ec2().describe_images(ImageIds=[image_id])["Images"][0]
     )
+
+
+def test_distribution_copies_the_promoted_image_and_promotes_it_in_each_region(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from bakery.operators.distribute import DistributeImageOperator
+
+    for key, value in sandbox.env.items():
+        monkeypatch.setenv(key, value)
+    name = f"dist-{uuid.uuid4().hex[:6]}"
+    image = shell_image(tmp_path, name, "true")
+    image["targets"]["aws"]["copy_to_regions"] = ["eu-west-1"]
+    monkeypatch.setenv("BAKERY_CATALOG", str(write_catalog(tmp_path, [image])))
+    source_id = _registered(sandbox, name, 7)
+    bake = _bake(name, source_id, 7)
+    _promote(bake)
+    operator = DistributeImageOperator(task_id="distribute", bake=bake, poll_interval=0.2)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})  # type: ignore[arg-type]
+    event = asyncio.run(anext(deferred.value.trigger.run()))
+    result = operator.execute_complete({}, event.payload)  # type: ignore[arg-type]
+
+    copy_id = result["copies"]["eu-west-1"]
+    copy = sandbox.ec2("eu-west-1").describe_images(ImageIds=[copy_id])["Images"][0]
+    assert tags_of(copy)["bakery:copied-from"] == f"us-east-1:{source_id}"
+    assert tags_of(copy)["bakery:channel"] == "stable"
+    ssm = sandbox.client("ssm", "eu-west-1")
+    assert ssm.get_parameter(Name=f"/bakery/{name}/stable")["Parameter"]["Value"] == copy_id

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,9 @@ from bakery.catalog import AwsSourceImage
 from bakery.constants import TAG_BAKE_ID, TAG_MANAGED, TAG_ROLE
 
 DESCRIBE_PAGE_SIZE = 500
+# Source images are looked up this many ids per request, so one request stays small
+# however many images the inventory names.
+IMAGE_ID_BATCH = 200
 # Packer 1.6.6 cannot tag its temporary key pairs; their name prefix is all there is.
 ORPHAN_KEY_PREFIXES = ("bakery-smoke-", "packer_")
 
@@ -193,6 +197,34 @@ class BakeryEc2Hook(AwsBaseHook):
                         )
         return in_use
 
+    def describe_images_by_id(self, image_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """AMI id -> description, in batches of ids (source images, any owner).
+
+        An `image-id` filter rather than `ImageIds`: ImageIds fails the whole call when one
+        id no longer exists, and a deregistered source image must not hide the others. A
+        filter skips deprecated images unless asked, and old bases are often deprecated.
+        """
+        wanted = sorted(set(image_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), IMAGE_ID_BATCH):
+            batch = wanted[start : start + IMAGE_ID_BATCH]
+            for page in self.conn.get_paginator("describe_images").paginate(
+                Filters=[{"Name": "image-id", "Values": batch}], IncludeDeprecated=True
+            ):
+                found.update({image["ImageId"]: image for image in page["Images"]})
+        return found
+
+    def count_api_calls(self) -> Counter[str]:
+        """A counter of this hook's EC2 API calls by operation, kept up to date from now
+        on (retries of one call are not counted again)."""
+        calls: Counter[str] = Counter()
+
+        def _count(model: Any, **_: Any) -> None:
+            calls[model.name] += 1
+
+        self.conn.meta.events.register("before-call.ec2", _count)
+        return calls
+
     def reap_orphans(self, *, older_than: datetime) -> list[str]:
         """Terminate bakery's builder and smoke instances launched before `older_than`, and
         delete builder/smoke key pairs created before it. Returns what was removed."""
@@ -249,3 +281,23 @@ class BakerySsmHook(AwsBaseHook):
             return self.conn.get_parameter(Name=name)["Parameter"]["Value"]
         except self.conn.exceptions.ParameterNotFound:
             return None
+
+
+def copy_image_to(
+    *,
+    aws_conn_id: str,
+    source_region: str,
+    image: Mapping[str, Any],
+    region: str,
+    tags: Mapping[str, str],
+) -> str:
+    """Start copying `image` into `region` (with its tags); returns the new AMI id."""
+    target = BakeryEc2Hook(aws_conn_id=aws_conn_id, region_name=region)
+    copied = target.conn.copy_image(
+        SourceImageId=image["ImageId"],
+        SourceRegion=source_region,
+        Name=image.get("Name", image["ImageId"]),
+        Description=f"bakery copy of {source_region}:{image['ImageId']}",
+    )["ImageId"]
+    target.tag_resource(copied, tags)
+    return copied

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Context
 
-from bakery.catalog import load_catalog
+# DAG files import this module at parse time: the catalog's pydantic models load in execute.
 
 
 class PromotionApprovalOperator(ApprovalOperator):
@@ -30,6 +30,8 @@ class PromotionApprovalOperator(ApprovalOperator):
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> Any:
+        from bakery.catalog import load_catalog
+
         label = f"{self.bake['image']}/{self.bake['cloud']}/{self.bake['region']}"
         context["bake_label"] = label  # type: ignore[typeddict-unknown-key]
         image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(

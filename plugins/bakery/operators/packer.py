@@ -8,21 +8,16 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bakery.bake import (
-    artifact_name,
-    bake_id,
-    bake_tags,
-    resolve_variables,
-    template_hash,
-    write_var_file,
-)
-from bakery.catalog import AwsTarget, BakeTarget, Catalog, Cloud, Image, load_catalog
-from bakery.hooks.aws import BakeryEc2Hook
-from bakery.packer import PackerRunner
+# DAG files import this module at parse time, so the catalog's pydantic models, the AWS
+# hook (boto3) and the Packer runner are imported in the methods that use them.
+if TYPE_CHECKING:
+    from bakery.catalog import AwsTarget, BakeTarget, Catalog, Image
+    from bakery.hooks.aws import BakeryEc2Hook
+    from bakery.packer import PackerRunner
 
 # Packer needs little of the worker's environment; passing all of it would hand every
 # secret the worker holds to a third-party binary and its plugins.
@@ -55,6 +50,10 @@ class PackerBuildOperator(BaseOperator):
         self._runner: PackerRunner | None = None
 
     def execute(self, context: Context) -> dict[str, str]:
+        from bakery.bake import bake_id
+        from bakery.catalog import BakeTarget, Cloud, load_catalog
+        from bakery.hooks.aws import BakeryEc2Hook
+
         target = BakeTarget.model_validate(self.target)
         context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
         catalog = load_catalog(Path(self.catalog_path) if self.catalog_path else None)
@@ -95,6 +94,15 @@ class PackerBuildOperator(BaseOperator):
         dag_run_id: str,
         work_dir: Path,
     ) -> str:
+        from bakery.bake import (
+            artifact_name,
+            bake_tags,
+            resolve_variables,
+            template_hash,
+            write_var_file,
+        )
+        from bakery.packer import PackerRunner
+
         template = catalog.template_path(image)
         variables = resolve_variables(image.variables, catalog.include_dir)
         source = hook.resolve_source_image(aws.source)

@@ -9,10 +9,10 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 
-from bakery.catalog import BakeTarget, load_catalog
-from bakery.channels import asset_uri, channel_parameter, tag_value
-from bakery.constants import TAG_CHANNEL, TAG_IMAGE, TAG_PROMOTED_AT, TAG_SUPERSEDED_AT
-from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
+from bakery.channels import asset_uri
+
+# DAG files import this module at parse time, so the catalog's pydantic models and the
+# AWS hooks (boto3) are imported in execute.
 
 PROMOTIONS = AssetAlias("bakery-promotions")
 
@@ -44,6 +44,10 @@ class PromoteImageOperator(BaseOperator):
             raise NotSmokeTestedError(
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"
             )
+        from bakery.catalog import BakeTarget, load_catalog
+        from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
+        from bakery.promotion import point_channel
+
         target = BakeTarget.model_validate({k: self.bake[k] for k in ("image", "cloud", "region")})
         context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
         image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
@@ -51,56 +55,40 @@ class PromoteImageOperator(BaseOperator):
         )
         aws = image.targets.aws
         assert aws is not None
-        ec2 = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
-        ssm = BakerySsmHook(aws_conn_id=aws.connection_id, region_name=target.region)
-        image_id, channel = self.bake["image_id"], image.channel
-        parameter = channel_parameter(target.image, channel)
-        result = {**self.bake, "channel": channel, "parameter": parameter}
-
-        current = [
-            found
-            for found in ec2.iter_managed_images(
-                extra_filters={TAG_IMAGE: target.image, TAG_CHANNEL: channel}
-            )
-        ]
-        if [c["ImageId"] for c in current] == [image_id] and (
-            ssm.get_parameter_value(parameter) == image_id
-        ):
+        change = point_channel(
+            ec2=BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region),
+            ssm=BakerySsmHook(aws_conn_id=aws.connection_id, region_name=target.region),
+            image=target.image,
+            channel=image.channel,
+            image_id=self.bake["image_id"],
+            now=datetime.now(UTC),
+        )
+        result = {**self.bake, "channel": image.channel, "parameter": change.parameter}
+        if change.parameter_version is None:
             self.log.info(
-                "%s: %s is already current for %s; nothing to do", target.label, image_id, channel
+                "%s: %s is already current for %s; nothing to do",
+                target.label,
+                change.image_id,
+                image.channel,
             )
             return {**result, "promoted": "already"}
-
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ec2.tag_resource(image_id, {TAG_CHANNEL: channel, TAG_PROMOTED_AT: now})
-        version = ssm.put_image_parameter(
-            parameter, image_id, f"bakery: current {target.image} image ({channel})"
-        )
-        for previous in current:
-            if previous["ImageId"] != image_id:
-                ec2.untag_resource(previous["ImageId"], [TAG_CHANNEL])
-                ec2.tag_resource(previous["ImageId"], {TAG_SUPERSEDED_AT: now})
-                self.log.info(
-                    "%s: %s (promoted %s) superseded",
-                    target.label,
-                    previous["ImageId"],
-                    tag_value(previous.get("Tags"), TAG_PROMOTED_AT),
-                )
+        for previous in change.superseded:
+            self.log.info("%s: %s superseded", target.label, previous)
         context["outlet_events"][PROMOTIONS].add(
             Asset(asset_uri(target.cloud.value, target.image)),
             extra={
-                "image_id": image_id,
+                "image_id": change.image_id,
                 "region": target.region,
-                "channel": channel,
+                "channel": image.channel,
                 "bake_id": self.bake["bake_id"],
             },
         )
         self.log.info(
             "%s: promoted %s to %s (%s version %d)",
             target.label,
-            image_id,
-            channel,
-            parameter,
-            version,
+            change.image_id,
+            image.channel,
+            change.parameter,
+            change.parameter_version,
         )
         return {**result, "promoted": "true"}

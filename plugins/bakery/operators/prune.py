@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bakery.catalog import BakeTarget, load_catalog
 from bakery.channels import tag_value
 from bakery.constants import TAG_CHANNEL, TAG_IMAGE, TAG_MANAGED, TAG_PROMOTED_AT, TAG_SMOKE
-from bakery.hooks.aws import BakeryEc2Hook
-from bakery.retention import Action, InventoryImage, plan_prune, render_plan
+
+# DAG files import this module at parse time, so the catalog's pydantic models (also
+# behind bakery.retention) and the AWS hook (boto3) are imported where they are used.
+if TYPE_CHECKING:
+    from bakery.retention import InventoryImage
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -21,6 +23,8 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def inventory_image(image: dict[str, Any]) -> InventoryImage:
+    from bakery.retention import InventoryImage
+
     tags = image.get("Tags")
     return InventoryImage(
         image_id=image["ImageId"],
@@ -53,6 +57,10 @@ class PruneImagesOperator(BaseOperator):
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from bakery.catalog import BakeTarget, load_catalog
+        from bakery.hooks.aws import BakeryEc2Hook
+        from bakery.retention import Action, plan_prune, render_plan
+
         target = BakeTarget.model_validate(
             {k: self.target[k] for k in ("image", "cloud", "region")}
         )

@@ -8,7 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bakery.hooks.aws import BakeryEc2Hook
+# DAG files import this module at parse time, so the AWS hook (boto3) is imported in
+# execute.
 
 
 class ReapOrphansOperator(BaseOperator):
@@ -34,6 +35,8 @@ class ReapOrphansOperator(BaseOperator):
         self.max_age = max_age
 
     def execute(self, context: Context) -> list[str]:
+        from bakery.hooks.aws import BakeryEc2Hook
+
         older_than = datetime.now(UTC) - self.max_age
         removed: list[str] = []
         for connection_id, region in self.catalog_regions:

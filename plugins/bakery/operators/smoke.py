@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bakery.catalog import AwsTarget, BakeTarget, Image, load_catalog
 from bakery.constants import TAG_BAKE_ID, TAG_IMAGE, TAG_MANAGED, TAG_ROLE, TAG_SMOKE
-from bakery.hooks.aws import BakeryEc2Hook
-from bakery.smoke.keys import new_key_pair
-from bakery.triggers.smoke import SmokeTestTrigger
+
+# DAG files import this module at parse time, so the catalog's pydantic models, the AWS
+# hook (boto3), the key generator (cryptography) and the trigger are imported in the
+# methods that use them.
+if TYPE_CHECKING:
+    from bakery.catalog import AwsTarget, BakeTarget, Image
+    from bakery.hooks.aws import BakeryEc2Hook
 
 
 class SmokeTestFailedError(RuntimeError):
@@ -48,6 +51,9 @@ class SmokeTestOperator(BaseOperator):
         self._launched: tuple[BakeryEc2Hook, str, str] | None = None
 
     def _target(self, context: Context) -> tuple[BakeTarget, Image, AwsTarget, BakeryEc2Hook]:
+        from bakery.catalog import BakeTarget, load_catalog
+        from bakery.hooks.aws import BakeryEc2Hook
+
         target = BakeTarget.model_validate({k: self.bake[k] for k in ("image", "cloud", "region")})
         context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
         image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
@@ -59,6 +65,9 @@ class SmokeTestOperator(BaseOperator):
         return target, image, aws, hook
 
     def execute(self, context: Context) -> None:
+        from bakery.smoke.keys import new_key_pair
+        from bakery.triggers.smoke import SmokeTestTrigger
+
         target, image, aws, hook = self._target(context)
         image_id, bake_id = self.bake["image_id"], self.bake["bake_id"]
         key_name = f"bakery-smoke-{bake_id}-{context['ti'].try_number}"

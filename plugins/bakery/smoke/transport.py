@@ -89,7 +89,7 @@ async def http_get(
             f"GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: bakery-smoke\r\n\r\n".encode()
         )
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(MAX_OUTPUT_BYTES), timeout)
+        raw = await asyncio.wait_for(_read_response(reader), timeout)
     finally:
         writer.close()
     if not raw:
@@ -100,6 +100,31 @@ async def http_get(
     if len(parts) < 2 or not parts[1].isdigit():
         raise ConnectionError(f"not an HTTP response: {status_line!r}")
     return HttpResponse(status=int(parts[1]), body=body.decode(errors="replace"))
+
+
+async def _read_response(reader: asyncio.StreamReader) -> bytes:
+    """Until the server closes, the Content-Length body is in, or MAX_OUTPUT_BYTES arrive.
+
+    One `read()` returns only what has arrived so far: often just the headers."""
+    raw = bytearray()
+    while len(raw) < MAX_OUTPUT_BYTES:
+        chunk = await reader.read(MAX_OUTPUT_BYTES - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+        head, separator, body = bytes(raw).partition(b"\r\n\r\n")
+        length = _content_length(head) if separator else None
+        if length is not None and len(body) >= length:
+            break  # a server that keeps the connection open despite HTTP/1.0
+    return bytes(raw)
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 async def ssh_banner(endpoint: Endpoint, timeout: float = 5.0) -> bool:

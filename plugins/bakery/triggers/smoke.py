@@ -23,11 +23,19 @@ from bakery.smoke.checks import run_check
 from bakery.smoke.transport import Endpoint, SshTransport, ssh_banner
 
 BOOT_STATES_FAILED = {"shutting-down", "terminated", "stopping", "stopped"}
+# Every catalog `ssh_interface`, and the field of DescribeInstances that holds its address.
+ADDRESS_FIELDS = {
+    "private_ip": "PrivateIpAddress",
+    "public_ip": "PublicIpAddress",
+    "private_dns": "PrivateDnsName",
+    "public_dns": "PublicDnsName",
+}
 
 
 def resolve_endpoint(instance: dict[str, Any], *, reach: str, ssh_port: int) -> Endpoint | None:
-    """Where checks reach the instance: `private_ip`, `public_ip`, or `tag:KEY`, whose
-    value is `host` or `host:port` (for networks where SSH is port-forwarded)."""
+    """Where checks reach the instance: `private_ip`, `public_ip`, `private_dns`,
+    `public_dns`, or `tag:KEY`, whose value is `host` or `host:port` (for networks where
+    SSH is port-forwarded). None while the instance has no such address yet."""
     if reach.startswith("tag:"):
         wanted = reach.removeprefix("tag:")
         value = next((t["Value"] for t in instance.get("Tags", []) if t["Key"] == wanted), None)
@@ -35,7 +43,12 @@ def resolve_endpoint(instance: dict[str, Any], *, reach: str, ssh_port: int) -> 
             return None
         host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
         return Endpoint(host=host, ssh_port=int(port) if port else ssh_port)
-    address = instance.get("PrivateIpAddress" if reach == "private_ip" else "PublicIpAddress")
+    if reach not in ADDRESS_FIELDS:
+        raise ValueError(
+            f"cannot reach a smoke instance by {reach!r}:"
+            f" expected one of {', '.join(ADDRESS_FIELDS)} or tag:KEY"
+        )
+    address = instance.get(ADDRESS_FIELDS[reach])
     return Endpoint(host=address, ssh_port=ssh_port) if address else None
 
 

@@ -171,6 +171,10 @@ def generate_catalog(path: Path, images: int) -> None:
 def child_env(work: Path, catalog: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("BAKERY_INCLUDE_DIR", None)
+    env.pop("BAKERY_CACHE_DIR", None)
+    # A DAG processor reuses compiled bytecode from one parse to the next; a shell that
+    # disables bytecode caching would make every measured parse recompile every module.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     python_path = [str(PLUGINS_DIR)]
     if env.get("PYTHONPATH"):
         python_path.append(env["PYTHONPATH"])

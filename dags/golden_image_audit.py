@@ -28,12 +28,12 @@ missing (nothing is triggered when none is).
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import (
     AssetAlias,
     AssetOrTimeSchedule,
@@ -45,6 +45,9 @@ from airflow.sdk import (
 
 from bakery.channels import PROMOTIONS_ALIAS
 from bakery.constants import AUDIT_DAG_ID, BAKE_DAG_ID
+from bakery.operators.rebake import TriggerRebakeOperator
+
+log = logging.getLogger(__name__)
 
 # Parsing reads nothing at all: the catalog is read by the task, and the schedule follows
 # promotions through the alias, so a new image or cloud needs no change here.
@@ -98,18 +101,17 @@ def golden_image_audit() -> None:
     ) -> dict[str, list[str]] | bool:
         """The bake DAG's conf for just the images to re-bake, or skip the trigger."""
         if not (params or {}).get("auto_rebake"):
-            print(f"auto_rebake is off; would re-bake: {summary['rebake'] or 'nothing'}")
+            log.info("auto_rebake is off; would re-bake: %s", summary["rebake"] or "nothing")
             return False
         if not summary["rebake"]:
-            print("nothing is stale or missing; no re-bake")
+            log.info("nothing is stale or missing; no re-bake")
             return False
         return {"images": summary["rebake"]}
 
-    TriggerDagRunOperator(
+    TriggerRebakeOperator(
         task_id="trigger_rebake",
         trigger_dag_id=BAKE_DAG_ID,
         conf=select_rebake(audit()),
-        wait_for_completion=False,
         doc_md="Triggers golden_image_bake with select_rebake's `images` as its conf.",
     )
 

@@ -12,7 +12,21 @@ if ! airflow dags test golden_image_bake >"$AIRFLOW_HOME/demo-bake.log" 2>&1; th
   tail -n 40 "$AIRFLOW_HOME/demo-bake.log"
   exit 1
 fi
-grep -E "baked ami-|adopting|DagRun Finished" "$AIRFLOW_HOME/demo-bake.log" | sed -E 's/.*\] //; s/ \[airflow.*//' || true
+# The story of the run, one line per step, without the log plumbing around each message.
+python - "$AIRFLOW_HOME/demo-bake.log" <<'PY'
+import re, sys
+prefix = re.compile(r"^\S+Z \[\w+\s*\] ")
+suffix = re.compile(r"\s*\[[\w.]+\] loc=\S+\s*$")
+step = re.compile(r"(: baking |: baked |adopting |^\[(PASS|FAIL)\] |promoted |superseded$|"
+                  r"^(ACTION|KEEP|DELETE|WOULD DELETE) |^reaped |^DagRun Finished)")
+seen = set()
+for raw in open(sys.argv[1], errors="replace"):
+    text = suffix.sub("", prefix.sub("", raw.rstrip("\n")))
+    if "SmokeTestTrigger" in raw or not step.search(text) or text in seen:
+        continue
+    seen.add(text)
+    print("  " + text.split(", logical_date=")[0])
+PY
 grep -q "state=success" "$AIRFLOW_HOME/demo-bake.log" || { echo "bake DAG run did not succeed"; exit 1; }
 echo
 python -m bakery.audit

@@ -35,13 +35,12 @@ def test_audit_params_default_to_no_rebake_and_the_catalogs_thresholds(dag_bag: 
 
 
 def test_audit_triggers_the_bake_dag_only_through_select_rebake(dag_bag: DagBag) -> None:
-    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from bakery.operators.rebake import TriggerRebakeOperator
 
     dag = dag_bag.dags[AUDIT_DAG_ID]
     assert set(dag.task_ids) == {"audit", "select_rebake", "trigger_rebake"}
     trigger = dag.get_task("trigger_rebake")
-    assert isinstance(trigger, TriggerDagRunOperator)
+    assert isinstance(trigger, TriggerRebakeOperator)
     assert trigger.trigger_dag_id == "golden_image_bake"
-    assert trigger.wait_for_completion is False
     assert trigger.upstream_task_ids == {"select_rebake"}
     assert dag.get_task("select_rebake").upstream_task_ids == {"audit"}

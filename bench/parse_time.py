@@ -230,7 +230,12 @@ def run(images: int, runs: int) -> int:
         (trivial_dir / f"{TRIVIAL_DAG_ID}.py").write_text(TRIVIAL_DAG, encoding="utf-8")
         env = child_env(work, catalog)
 
-        bake = Measure(f"bake DAG with {images}-image catalog", DAGS_DIR, BAKE_DAG_ID, images)
+        bake = Measure(
+            f"dags/ folder (bake, audit, rollback) with a {images}-image catalog",
+            DAGS_DIR,
+            BAKE_DAG_ID,
+            images,
+        )
         trivial = Measure("trivial one-task DAG", trivial_dir, TRIVIAL_DAG_ID)
         timings: dict[Measure, list[float]] = {bake: [], trivial: []}
         for measure in timings:  # warm-up: bytecode caches, page cache

@@ -9,12 +9,12 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 
-from bakery.channels import asset_uri
+from bakery.channels import PROMOTIONS_ALIAS, asset_uri
 
 # DAG files import this module at parse time, so the catalog's pydantic models and the
 # AWS hooks (boto3) are imported in execute.
 
-PROMOTIONS = AssetAlias("bakery-promotions")
+PROMOTIONS = AssetAlias(PROMOTIONS_ALIAS)
 
 
 class NotSmokeTestedError(RuntimeError):

@@ -41,6 +41,7 @@ class RollbackChannelOperator(BaseOperator):
         self.to_image_id = to_image_id
 
     def execute(self, context: Context) -> dict[str, str]:
+        from bakery.channels import tag_value
         from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
         from bakery.promotion import point_channel, rollback_candidate
 
@@ -49,14 +50,7 @@ class RollbackChannelOperator(BaseOperator):
         ssm = BakerySsmHook(aws_conn_id=connection_id, region_name=self.region)
         images = list(ec2.iter_managed_images(extra_filters={TAG_IMAGE: self.image}))
         current = next(
-            (
-                i["ImageId"]
-                for i in images
-                if any(
-                    t["Key"] == TAG_CHANNEL and t["Value"] == self.channel
-                    for t in i.get("Tags", [])
-                )
-            ),
+            (i["ImageId"] for i in images if tag_value(i.get("Tags"), TAG_CHANNEL) == self.channel),
             None,
         )
         target = (self.to_image_id or "").strip() or rollback_candidate(images, current_id=current)

@@ -23,6 +23,7 @@ TAG_COPIED_FROM = f"{TAG_PREFIX}copied-from"
 BAKE_DAG_ID = "golden_image_bake"
 AUDIT_DAG_ID = "golden_image_audit"
 ROLLBACK_DAG_ID = "golden_image_rollback"
+REAPER_DAG_ID = "golden_image_reaper"
 
 DEFAULT_CATALOG_FILENAME = "catalog.yaml"
 

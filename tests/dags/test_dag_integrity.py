@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 BAKE_DAG_ID = "golden_image_bake"
-EXPECTED_DAG_IDS = {BAKE_DAG_ID}
+EXPECTED_DAG_IDS = {
+    BAKE_DAG_ID,
+    "golden_image_audit",
+    "golden_image_rollback",
+    "golden_image_reaper",
+}
 
 # Listed at collection time, before airflow is imported: one test case per file.
 DAG_FILES = sorted(DAGS_DIR.rglob("*.py"))
@@ -123,3 +128,11 @@ def test_bake_dag_maps_packer_build_over_the_selected_targets(dag_bag: DagBag) -
     assert isinstance(operator_class, type), operator_class
     assert issubclass(operator_class, PackerBuildOperator)
     assert "select_targets" in packer_build.upstream_task_ids
+
+
+def test_reaper_runs_hourly_over_every_catalog_location(dag_bag: DagBag) -> None:
+    dag = dag_bag.dags["golden_image_reaper"]
+    assert dag.timetable.expression == "17 * * * *"
+    reaper = dag.get_task("reap_orphans")
+    assert ("aws_bakery", "us-east-1") in [tuple(loc) for loc in reaper.catalog_regions]
+    assert ("aws_bakery", "eu-west-1") in [tuple(loc) for loc in reaper.catalog_regions]

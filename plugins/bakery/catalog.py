@@ -173,7 +173,8 @@ class Image(_Model):
     channel: str = Field(default="stable", pattern=r"^[a-z][a-z0-9-]*$")
     freshness_days: int = Field(default=30, ge=1)
     retention: RetentionPolicy = RetentionPolicy()
-    build_timeout_minutes: int = Field(default=60, ge=1)
+    # Below the reaper's two-hour limit, so the reaper never takes a live builder.
+    build_timeout_minutes: int = Field(default=60, ge=1, le=110)
     # A human approves each promotion in the Airflow UI (Human-in-the-loop) when set.
     approval_required: bool = False
 

@@ -1,0 +1,379 @@
+"""The bake under the production topology (docker-compose.yaml's shape, run natively):
+PostgreSQL metadata database, Redis broker, CeleryExecutor, and api-server, scheduler,
+dag-processor, triggerer and Celery workers as separate processes, driven through the
+REST API like an operator would."""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bakery.constants import BAKE_DAG_ID
+from tests.e2e.production_support import (
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    REDIS_HOST,
+    REDIS_PORT,
+    ProductionAirflow,
+    production_airflow,
+)
+from tests.e2e.sandbox_support import Sandbox, tags_of
+
+# Under the real scheduler a bake (Packer, smoke test boot, promotion) takes minutes.
+RUN_TIMEOUT = 900
+pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 600)
+
+# The DAG's default_args fix retry_delay at 5 minutes, and default_args beat
+# [core] default_task_retry_delay. A cluster policy (airflow_local_settings.py in
+# $AIRFLOW_HOME/config, applied when the dag-processor parses the DAG) shortens it for
+# this deployment only, without touching the DAG.
+SHORT_RETRY_POLICY = """\
+from datetime import timedelta
+
+
+def task_policy(task):
+    if task.dag_id == "golden_image_bake":
+        task.retry_delay = timedelta(seconds=10)
+"""
+
+
+@pytest.fixture
+def metadata_db() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test's Airflow, dropped afterwards."""
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"POSTGRESQL NOT REACHABLE at {PG_HOST}:{PG_PORT} ({exc}); .ci/run starts it")
+    admin.autocommit = True
+    name = f"bakery_e2e_{secrets.token_hex(4)}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def broker_db() -> Iterator[int]:
+    """An empty Redis database for this test's Celery broker, emptied afterwards."""
+    import redis
+
+    claim = f"bakery-e2e-{secrets.token_hex(4)}"
+    for number in random.sample(range(1, 16), 15):
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5)
+        try:
+            if client.dbsize() == 0 and client.set("bakery-e2e-claim", claim, nx=True):
+                break
+        except redis.ConnectionError as exc:
+            where = f"{REDIS_HOST}:{REDIS_PORT}"
+            pytest.skip(f"REDIS NOT REACHABLE at {where} ({exc}); .ci/run starts it")
+    else:
+        pytest.fail("no empty Redis database (1-15) to use as the Celery broker")
+    try:
+        yield number
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def _web_regions() -> list[str]:
+    from bakery.catalog import load_catalog
+
+    return [target.region for target in load_catalog().bake_targets(images=["web"])]
+
+
+def _promoted(sandbox: Sandbox, region: str, run_id: str) -> list[dict[str, Any]]:
+    return [
+        image
+        for image in sandbox.images_tagged("bakery:channel", "stable", region)
+        if tags_of(image).get("bakery:image") == "web"
+        and tags_of(image).get("bakery:dag-run-id") == run_id
+    ]
+
+
+def _live_builders(sandbox: Sandbox, region: str, run_id: str) -> list[str]:
+    return [
+        instance["InstanceId"]
+        for reservation in sandbox.ec2(region).describe_instances(
+            Filters=[
+                {"Name": "tag:bakery:role", "Values": ["builder"]},
+                {"Name": "tag:bakery:dag-run-id", "Values": [run_id]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping"]},
+            ]
+        )["Reservations"]
+        for instance in reservation["Instances"]
+    ]
+
+
+def _seconds(run: dict[str, Any]) -> float:
+    """Queued (the trigger) to finished, as the scheduler recorded it."""
+    start = run.get("queued_at") or run["start_date"]
+    return (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(start)).total_seconds()
+
+
+def _phases(tasks: list[dict[str, Any]]) -> str:
+    """Per task (mapped ones together): first start to last end, in the order they ran."""
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for task in tasks:
+        if not (task["start_date"] and task["end_date"]):
+            continue
+        name = task["task_id"].split(".")[-1]
+        start = datetime.fromisoformat(task["start_date"])
+        end = datetime.fromisoformat(task["end_date"])
+        first, last = spans.get(name, (start, end))
+        spans[name] = (min(first, start), max(last, end))
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    return ", ".join(
+        f"{name} {(end - begin).total_seconds():.0f} s" for name, (begin, end) in ordered
+    )
+
+
+def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.MonkeyPatch) -> float:
+    """`packer build` of the web image for each of its targets, one after the other, with
+    the var-file the operator writes (same template, variables and tags); returns the
+    seconds the builds took together. Their images are deleted afterwards."""
+    from bakery.bake import (
+        artifact_name,
+        bake_id,
+        bake_tags,
+        resolve_variables,
+        template_hash,
+        write_var_file,
+    )
+    from bakery.catalog import load_catalog
+    from bakery.hooks.aws import BakeryEc2Hook
+    from bakery.operators.packer import INHERITED_ENV
+
+    for key, value in sandbox.env.items():
+        monkeypatch.setenv(key, value)
+    catalog = load_catalog()
+    image = catalog.image("web")
+    aws = image.targets.aws
+    assert aws is not None
+    template = catalog.template_path(image)
+    variables = resolve_variables(image.variables, catalog.include_dir)
+    run_id = f"plain_packer__{secrets.token_hex(4)}"
+    total = 0.0
+    for target in catalog.bake_targets(images=["web"]):
+        hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
+        bake = bake_id(dag_id="plain-packer", run_id=run_id, target=target)
+        source = hook.resolve_source_image(aws.source)
+        folder = work / target.region
+        folder.mkdir(parents=True)
+        var_file = write_var_file(
+            folder / "bake.pkrvars.json",
+            {
+                **variables,
+                "region": target.region,
+                "ami_name": artifact_name(image, started=datetime.now(UTC), bake=bake),
+                "source_ami_id": source.image_id,
+                "instance_type": aws.instance_type,
+                "ssh_username": aws.ssh_username,
+                "ssh_interface": aws.ssh_interface,
+                "subnet_id": hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
+                "volume_size_gb": aws.volume_size_gb,
+                "ec2_endpoint": hook.endpoint_url or "",
+                "manifest_path": str(folder / "manifest.json"),
+                "tags": bake_tags(
+                    image=image,
+                    bake=bake,
+                    source_image_id=source.image_id,
+                    template_digest=template_hash(template, variables),
+                    dag_run_id=run_id,
+                ),
+            },
+        )
+        env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+        env.update(hook.packer_environment(), CHECKPOINT_DISABLE="1", HOME=str(folder))
+        log = folder / "packer.log"
+        started = time.monotonic()
+        with log.open("wb") as output:
+            result = subprocess.run(
+                [
+                    "packer",
+                    "build",
+                    "-machine-readable",
+                    "-color=false",
+                    f"-var-file={var_file}",
+                    str(template),
+                ],
+                cwd=folder,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=RUN_TIMEOUT,
+            )
+        total += time.monotonic() - started
+        assert result.returncode == 0, f"plain packer build failed:\n{log.read_text()[-4000:]}"
+        for baked in hook.iter_managed_images(extra_filters={"bakery:bake-id": bake}):
+            hook.delete_image(baked)
+    return total
+
+
+def test_weekly_bake_runs_under_the_celery_executor_and_promotes_web_everywhere(
+    sandbox: Sandbox,
+    metadata_db: str,
+    broker_db: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    regions = _web_regions()
+    assert len(regions) >= 2, f"the catalog's web image should span regions, has {regions}"
+
+    with production_airflow(
+        sandbox,
+        tmp_path / "airflow",
+        database=metadata_db,
+        redis_db=broker_db,
+        BAKERY_TASK_RETRIES="0",
+    ) as airflow:
+        worker = airflow.start_all()
+        airflow.wait_until_healthy()
+        airflow.wait_for_worker(worker)
+        airflow.wait_for_dag(BAKE_DAG_ID)
+        airflow.unpause(BAKE_DAG_ID)
+
+        run = airflow.trigger(BAKE_DAG_ID, {"images": ["web"]})
+        run_id = run["dag_run_id"]
+        run = airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
+        scheduled = _seconds(run)
+        tasks = airflow.task_instances(BAKE_DAG_ID, run_id)
+
+    for region in regions:
+        promoted = _promoted(sandbox, region, run_id)
+        assert len(promoted) == 1, f"{region}: expected one new stable web image, got {promoted}"
+        assert _live_builders(sandbox, region, run_id) == [], region
+    builds = [t for t in tasks if t["task_id"].endswith("packer_build")]
+    assert sorted(t["rendered_map_index"] for t in builds) == sorted(
+        f"web/aws/{region}" for region in regions
+    ), builds
+
+    plain = _plain_packer_builds(sandbox, tmp_path / "plain-packer", monkeypatch)
+    phases = _phases(tasks)
+    with capsys.disabled():  # shown by `make test` too, not only under -s
+        print(
+            f"\nweekly bake under the scheduler (CeleryExecutor): {scheduled:.0f} s;"
+            f" same bakes back to back with plain packer build: {plain:.0f} s;"
+            f" ratio {scheduled / plain:.2f}"
+            f"\n  per task, first start to last end: {phases}"
+        )
+
+
+def _wait_for_builder(airflow: ProductionAirflow, sandbox: Sandbox, run_id: str) -> str:
+    """A running builder instance of the run, once Packer is provisioning it over SSH."""
+
+    def provisioning() -> str | None:
+        for instance in _live_builders(sandbox, "us-east-1", run_id):
+            console = sandbox.config.instances_dir / instance / "console.log"
+            if console.exists() and "Accepted publickey" in console.read_text(errors="replace"):
+                return instance
+        return None
+
+    return airflow.wait_for("a builder instance being provisioned", provisioning, 300)
+
+
+def _packer_build(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(t for t in tasks if t["task_id"].endswith("packer_build"))
+
+
+def _ran_tasks(log: Path) -> int:
+    return log.read_text(errors="replace").count("] succeeded in ")
+
+
+def test_a_worker_stopped_mid_bake_finishes_the_bake_before_it_exits(
+    sandbox: Sandbox, metadata_db: str, broker_db: int, tmp_path: Path
+) -> None:
+    """SIGTERM to the worker's process group leader (what `docker compose stop` and a
+    rolling restart send) is Celery's warm shutdown: the bake in progress runs to the end on
+    that worker, which then exits; the rest of the run goes to the new worker."""
+    with production_airflow(
+        sandbox,
+        tmp_path / "airflow",
+        database=metadata_db,
+        redis_db=broker_db,
+        BAKERY_TASK_RETRIES="2",
+    ) as airflow:
+        first = airflow.start_all()
+        airflow.wait_until_healthy()
+        airflow.wait_for_worker(first)
+        airflow.wait_for_dag(BAKE_DAG_ID)
+        airflow.unpause(BAKE_DAG_ID)
+        conf = {"images": ["web"], "regions": ["us-east-1"]}
+        run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
+        _wait_for_builder(airflow, sandbox, run_id)
+
+        first.retired = True
+        stopped_at = datetime.now(UTC)
+        os.kill(first.pid, signal.SIGTERM)  # the worker's process group leader
+        second = airflow.start_worker("worker-2")
+        airflow.wait_for_worker(second)
+        airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
+        build = _packer_build(airflow.task_instances(BAKE_DAG_ID, run_id))
+        first_exit = first.process.wait(timeout=120)
+
+    assert build["state"] == "success" and build["try_number"] == 1, build
+    assert datetime.fromisoformat(build["end_date"]) > stopped_at, (
+        f"the bake ended before the worker was stopped at {stopped_at}: nothing was"
+        f" interrupted ({build})"
+    )
+    assert first_exit == 0, f"the stopped worker exited {first_exit}"
+    assert _ran_tasks(second.log) > 0, "the new worker ran none of the run's later tasks"
+    assert _live_builders(sandbox, "us-east-1", run_id) == []
+    assert len(_promoted(sandbox, "us-east-1", run_id)) == 1
+
+
+def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
+    sandbox: Sandbox, metadata_db: str, broker_db: int, tmp_path: Path
+) -> None:
+    """The worker dies at once mid-bake (SIGKILL of all its processes: the OOM killer, a lost
+    host). Packer cancels on PDEATHSIG and removes its builder; the scheduler notices the
+    task's missing heartbeat and retries it on the new worker, which bakes it to success."""
+    with production_airflow(
+        sandbox,
+        tmp_path / "airflow",
+        database=metadata_db,
+        redis_db=broker_db,
+        local_settings=SHORT_RETRY_POLICY,
+        BAKERY_TASK_RETRIES="2",
+        # 300 s by default; the supervisor heartbeats every 5 s.
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
+    ) as airflow:
+        first = airflow.start_all()
+        airflow.wait_until_healthy()
+        airflow.wait_for_worker(first)
+        airflow.wait_for_dag(BAKE_DAG_ID)
+        airflow.unpause(BAKE_DAG_ID)
+        conf = {"images": ["web"], "regions": ["us-east-1"]}
+        run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
+        builder = _wait_for_builder(airflow, sandbox, run_id)
+
+        first.retired = True
+        airflow.kill(first)
+        second = airflow.start_worker("worker-2")
+        airflow.wait_for_worker(second)
+        airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
+        build = _packer_build(airflow.task_instances(BAKE_DAG_ID, run_id))
+
+    assert build["state"] == "success" and build["try_number"] >= 2, build
+    assert builder not in _live_builders(sandbox, "us-east-1", run_id)
+    assert _live_builders(sandbox, "us-east-1", run_id) == []
+    assert len(_promoted(sandbox, "us-east-1", run_id)) == 1

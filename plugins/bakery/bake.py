@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from bakery.catalog import BakeTarget, Image
+from bakery.catalog import AwsTarget, BakeTarget, Image
 from bakery.constants import (
     TAG_BAKE_ID,
     TAG_DAG_RUN_ID,
@@ -80,3 +80,33 @@ def artifact_name(image: Image, *, started: datetime, bake: str) -> str:
 def write_var_file(path: Path, variables: Mapping[str, object]) -> Path:
     path.write_text(json.dumps(dict(variables), indent=2, sort_keys=True))
     return path
+
+
+def aws_packer_variables(
+    *,
+    variables: Mapping[str, str | int | bool],
+    aws: AwsTarget,
+    region: str,
+    ami_name: str,
+    source_ami_id: str,
+    subnet_id: str,
+    ec2_endpoint: str,
+    manifest_path: Path,
+    tags: Mapping[str, str],
+) -> dict[str, object]:
+    """The var-file of include/packer/aws-linux.pkr.hcl: the catalog's variables plus
+    what bakery decided for this bake."""
+    return {
+        **variables,
+        "region": region,
+        "ami_name": ami_name,
+        "source_ami_id": source_ami_id,
+        "instance_type": aws.instance_type,
+        "ssh_username": aws.ssh_username,
+        "ssh_interface": aws.ssh_interface,
+        "subnet_id": subnet_id,
+        "volume_size_gb": aws.volume_size_gb,
+        "ec2_endpoint": ec2_endpoint,
+        "manifest_path": str(manifest_path),
+        "tags": dict(tags),
+    }

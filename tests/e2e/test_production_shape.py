@@ -152,6 +152,7 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
     seconds the builds took together. Their images are deleted afterwards."""
     from bakery.bake import (
         artifact_name,
+        aws_packer_variables,
         bake_id,
         bake_tags,
         resolve_variables,
@@ -180,26 +181,23 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
         folder.mkdir(parents=True)
         var_file = write_var_file(
             folder / "bake.pkrvars.json",
-            {
-                **variables,
-                "region": target.region,
-                "ami_name": artifact_name(image, started=datetime.now(UTC), bake=bake),
-                "source_ami_id": source.image_id,
-                "instance_type": aws.instance_type,
-                "ssh_username": aws.ssh_username,
-                "ssh_interface": aws.ssh_interface,
-                "subnet_id": hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
-                "volume_size_gb": aws.volume_size_gb,
-                "ec2_endpoint": hook.endpoint_url or "",
-                "manifest_path": str(folder / "manifest.json"),
-                "tags": bake_tags(
+            aws_packer_variables(
+                variables=variables,
+                aws=aws,
+                region=target.region,
+                ami_name=artifact_name(image, started=datetime.now(UTC), bake=bake),
+                source_ami_id=source.image_id,
+                subnet_id=hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
+                ec2_endpoint=hook.endpoint_url or "",
+                manifest_path=folder / "manifest.json",
+                tags=bake_tags(
                     image=image,
                     bake=bake,
                     source_image_id=source.image_id,
                     template_digest=template_hash(template, variables),
                     dag_run_id=run_id,
                 ),
-            },
+            ),
         )
         env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
         env.update(hook.packer_environment(), CHECKPOINT_DISABLE="1", HOME=str(folder))

@@ -389,3 +389,28 @@ def test_template_hash_does_not_depend_on_where_include_dir_is_deployed(tmp_path
         variables = resolve_variables({"provision_script": "scripts/web.sh"}, include)
         hashes.append(template_hash(include / "t.pkr.hcl", variables))
     assert hashes[0] == hashes[1]
+
+
+def test_aws_packer_variables_fill_every_template_variable(tmp_path: Path) -> None:
+    import re as regex
+
+    from bakery.bake import aws_packer_variables
+    from bakery.catalog import AwsTarget
+
+    template = Path(__file__).resolve().parents[2] / "include/packer/aws-linux.pkr.hcl"
+    declared = set(regex.findall(r'^variable "(\w+)"', template.read_text(), regex.M))
+    aws = AwsTarget.model_validate({"regions": ["us-east-1"], "source": {"ami_id": "ami-0abc"}})
+    values = aws_packer_variables(
+        variables={"provision_script": "/x.sh"},
+        aws=aws,
+        region="us-east-1",
+        ami_name="bakery-web-1",
+        source_ami_id="ami-0abc",
+        subnet_id="subnet-1",
+        ec2_endpoint="",
+        manifest_path=tmp_path / "m.json",
+        tags={"bakery:image": "web"},
+    )
+    assert set(values) == declared
+    assert values["manifest_path"] == str(tmp_path / "m.json")
+    assert values["tags"] == {"bakery:image": "web"}

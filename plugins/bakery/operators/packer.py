@@ -96,6 +96,7 @@ class PackerBuildOperator(BaseOperator):
     ) -> str:
         from bakery.bake import (
             artifact_name,
+            aws_packer_variables,
             bake_tags,
             resolve_variables,
             template_hash,
@@ -120,26 +121,23 @@ class PackerBuildOperator(BaseOperator):
         manifest = work_dir / "manifest.json"
         var_file = write_var_file(
             work_dir / "bake.pkrvars.json",
-            {
-                **variables,
-                "region": target.region,
-                "ami_name": name,
-                "source_ami_id": source.image_id,
-                "instance_type": aws.instance_type,
-                "ssh_username": aws.ssh_username,
-                "ssh_interface": aws.ssh_interface,
-                "subnet_id": hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
-                "volume_size_gb": aws.volume_size_gb,
-                "ec2_endpoint": hook.endpoint_url or "",
-                "manifest_path": str(manifest),
-                "tags": bake_tags(
+            aws_packer_variables(
+                variables=variables,
+                aws=aws,
+                region=target.region,
+                ami_name=name,
+                source_ami_id=source.image_id,
+                subnet_id=hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else "",
+                ec2_endpoint=hook.endpoint_url or "",
+                manifest_path=manifest,
+                tags=bake_tags(
                     image=image,
                     bake=bake,
                     source_image_id=source.image_id,
                     template_digest=digest,
                     dag_run_id=dag_run_id,
                 ),
-            },
+            ),
         )
         credentials = hook.packer_environment()
         env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}

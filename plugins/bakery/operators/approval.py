@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -30,13 +29,10 @@ class PromotionApprovalOperator(ApprovalOperator):
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> Any:
-        from bakery.catalog import load_catalog
+        from bakery.operators._target import resolve_target
 
-        label = f"{self.bake['image']}/{self.bake['cloud']}/{self.bake['region']}"
-        context["bake_label"] = label  # type: ignore[typeddict-unknown-key]
-        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
-            self.bake["image"]
-        )
+        found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
+        label, image = found.target.label, found.image
         if not image.approval_required:
             self.log.info("%s: no approval required by the catalog; promoting", label)
             return {"chosen_options": [self.APPROVE], "approved_by": "catalog policy"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -45,15 +44,10 @@ class DistributeImageOperator(BaseOperator):
         self.poll_interval = poll_interval
 
     def _aws(self, context: Context) -> tuple[AwsTarget, str]:
-        from bakery.catalog import load_catalog
+        from bakery.operators._target import resolve_target
 
-        label = f"{self.bake['image']}/{self.bake['cloud']}/{self.bake['region']}"
-        context["bake_label"] = label  # type: ignore[typeddict-unknown-key]
-        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
-            self.bake["image"]
-        )
-        assert image.targets.aws is not None
-        return image.targets.aws, image.channel
+        found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
+        return found.aws, found.image.channel
 
     def execute(self, context: Context) -> dict[str, Any]:
         from bakery.hooks.aws import BakeryEc2Hook, copy_image_to

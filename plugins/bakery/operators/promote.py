@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
@@ -44,17 +43,12 @@ class PromoteImageOperator(BaseOperator):
             raise NotSmokeTestedError(
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"
             )
-        from bakery.catalog import BakeTarget, load_catalog
         from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
+        from bakery.operators._target import resolve_target
         from bakery.promotion import point_channel
 
-        target = BakeTarget.model_validate({k: self.bake[k] for k in ("image", "cloud", "region")})
-        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
-        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
-            target.image
-        )
-        aws = image.targets.aws
-        assert aws is not None
+        found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
+        target, image, aws = found.target, found.image, found.aws
         change = point_channel(
             ec2=BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region),
             ssm=BakerySsmHook(aws_conn_id=aws.connection_id, region_name=target.region),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -57,25 +56,18 @@ class PruneImagesOperator(BaseOperator):
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bakery.catalog import BakeTarget, load_catalog
         from bakery.hooks.aws import BakeryEc2Hook
+        from bakery.operators._target import resolve_target
         from bakery.retention import Action, plan_prune, render_plan
 
-        target = BakeTarget.model_validate(
-            {k: self.target[k] for k in ("image", "cloud", "region")}
-        )
-        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
+        found = resolve_target(self.target, catalog_path=self.catalog_path, context=context)
+        target, image, aws = found.target, found.image, found.aws
         # Unset means: as the run's `prune_dry_run` param says (the trigger form's switch).
         dry_run = (
             bool(context["params"].get("prune_dry_run", False))
             if self.dry_run is None
             else self.dry_run
         )
-        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
-            target.image
-        )
-        aws = image.targets.aws
-        assert aws is not None
         hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
         described = {
             found["ImageId"]: found

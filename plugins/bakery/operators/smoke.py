@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -51,18 +50,12 @@ class SmokeTestOperator(BaseOperator):
         self._launched: tuple[BakeryEc2Hook, str, str] | None = None
 
     def _target(self, context: Context) -> tuple[BakeTarget, Image, AwsTarget, BakeryEc2Hook]:
-        from bakery.catalog import BakeTarget, load_catalog
         from bakery.hooks.aws import BakeryEc2Hook
+        from bakery.operators._target import resolve_target
 
-        target = BakeTarget.model_validate({k: self.bake[k] for k in ("image", "cloud", "region")})
-        context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
-        image = load_catalog(Path(self.catalog_path) if self.catalog_path else None).image(
-            target.image
-        )
-        aws = image.targets.aws
-        assert aws is not None  # the bake that produced self.bake came from this target
-        hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
-        return target, image, aws, hook
+        found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
+        hook = BakeryEc2Hook(aws_conn_id=found.aws.connection_id, region_name=found.target.region)
+        return found.target, found.image, found.aws, hook
 
     def execute(self, context: Context) -> None:
         from bakery.smoke.keys import new_key_pair

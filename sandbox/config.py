@@ -70,14 +70,22 @@ class SandboxConfig:
         return self.state_dir / "sandbox.log"
 
 
+def _region_networks(octet: int) -> tuple[RegionNetwork, ...]:
+    # Each region's VPC is a /16 of loopback, 127.<octet>.0.0 and up; a second sandbox
+    # on the same machine (a second checkout) picks another octet so addresses never clash.
+    if not 2 <= octet <= 250:
+        raise ValueError(f"BAKERY_SANDBOX_NET_OCTET must be 2..250, not {octet}")
+    return tuple(
+        RegionNetwork(region, f"127.{octet + i}.0.0/16", f"127.{octet + i}.1.0/24")
+        for i, region in enumerate(("us-east-1", "eu-west-1"))
+    )
+
+
 def load_config() -> SandboxConfig:
     return SandboxConfig(
         state_dir=Path(os.environ.get("BAKERY_SANDBOX_DIR", REPO_ROOT / ".sandbox")),
         rootfs_cache=Path(os.environ.get("BAKERY_SANDBOX_CACHE", "/var/cache/bakery-sandbox")),
         moto_port=int(os.environ.get("BAKERY_SANDBOX_MOTO_PORT", "5055")),
         apt_proxy_port=int(os.environ.get("BAKERY_SANDBOX_APT_PROXY_PORT", "3142")),
-        regions=(
-            RegionNetwork("us-east-1", "127.77.0.0/16", "127.77.1.0/24"),
-            RegionNetwork("eu-west-1", "127.78.0.0/16", "127.78.1.0/24"),
-        ),
+        regions=_region_networks(int(os.environ.get("BAKERY_SANDBOX_NET_OCTET", "77"))),
     )

@@ -42,7 +42,18 @@ class SandboxConfig:
     suite: str = "bookworm"
     mirror: str = "http://deb.debian.org/debian"
     extra_packages: tuple[str, ...] = field(
-        default=("openssh-server", "sudo", "curl", "ca-certificates", "procps", "iproute2")
+        default=(
+            "openssh-server",
+            "sudo",
+            "curl",
+            "ca-certificates",
+            "procps",
+            "iproute2",
+            "cloud-init",
+            # debootstrap cannot pick a provider of a virtual package; cloud-init's
+            # python3-cryptography needs this one.
+            "python3-cffi-backend",
+        )
     )
 
     @property

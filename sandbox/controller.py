@@ -7,6 +7,7 @@ terminated one loses it, and a new image captures its source instance's filesyst
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import re
@@ -155,6 +156,7 @@ class Controller:
             layers=layers,
             user=self.config.default_user,
             public_key=_public_key(ec2, described.get("KeyName")),
+            user_data=_user_data(ec2, instance_id),
             forwarded_ports=self.config.forwarded_ports,
             apt_proxy_port=self.config.apt_proxy_port,
             apt_proxy_socket=self.apt_proxy_socket,
@@ -183,6 +185,12 @@ def _inside(network: RegionNetwork | None, address: str) -> bool:
     if network is None or not address:
         return False
     return ipaddress.ip_address(address) in ipaddress.ip_network(network.subnet_cidr)
+
+
+def _user_data(ec2: Any, instance_id: str) -> str | None:
+    attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    encoded = attribute.get("UserData", {}).get("Value")
+    return base64.b64decode(encoded).decode(errors="replace") if encoded else None
 
 
 def _public_key(ec2: Any, key_name: str | None) -> str | None:

@@ -17,8 +17,9 @@ from sandbox.config import SandboxConfig
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 GUEST_SYSTEMCTL = Path(__file__).with_name("guest") / "systemctl"
+GUEST_CLOUD_INIT = Path(__file__).with_name("guest") / "cloud-init.cfg"
 
 
 def _recipe_hash(config: SandboxConfig) -> str:
@@ -31,7 +32,10 @@ def _recipe_hash(config: SandboxConfig) -> str:
             str(config.apt_proxy_port),
         ]
         + sorted(config.extra_packages)
-        + [hashlib.sha256(GUEST_SYSTEMCTL.read_bytes()).hexdigest()]
+        + [
+            hashlib.sha256(guest.read_bytes()).hexdigest()
+            for guest in (GUEST_SYSTEMCTL, GUEST_CLOUD_INIT)
+        ]
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
@@ -58,6 +62,7 @@ def _customize(root: Path, config: SandboxConfig) -> None:
     # Stand-ins run without systemd; this shim starts enabled units at boot and answers
     # `systemctl is-active`, so smoke checks use the same command as on a real VM.
     shutil.copy2(GUEST_SYSTEMCTL, root / "usr/local/bin/systemctl")
+    shutil.copy2(GUEST_CLOUD_INIT, root / "etc/cloud/cloud.cfg.d/90_bakery_sandbox.cfg")
     # Host keys and machine-id are per-instance identity: generated at first boot.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

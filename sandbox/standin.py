@@ -10,6 +10,7 @@ the same way. Mounts live in the stand-in's mount namespace and vanish with it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -30,6 +31,7 @@ class BootSpec:
     layers: tuple[Path, ...]  # lower layers, topmost first
     user: str
     public_key: str | None
+    user_data: str | None
     forwarded_ports: tuple[int, ...]
     apt_proxy_port: int
     apt_proxy_socket: Path
@@ -59,17 +61,34 @@ def _init_script(spec: BootSpec, home: Path) -> str:
         f"socat UNIX-LISTEN:{home}/sock/{port}.sock,fork,unlink-early TCP:127.0.0.1:{port} &"
         for port in spec.forwarded_ports
     ]
+    lines += [
+        # What systemd does at first boot: an empty machine-id gets a fresh one.
+        f"[ -s {merged}/etc/machine-id ] ||"
+        f" tr -d - < /proc/sys/kernel/random/uuid > {merged}/etc/machine-id",
+        f"mkdir -p {merged}/run/bakery-seed && cp {home}/seed/* {merged}/run/bakery-seed/",
+        f"if [ -x {merged}/usr/bin/cloud-init ]; then",
+        # cloud-init's four boot stages, as systemd would run them, from the NoCloud seed
+        # (sandbox/guest/cloud-init.cfg): hostname, launch key, user-data.
+        *(
+            f"  chroot {merged} cloud-init {stage} >> {home}/cloud-init.log 2>&1"
+            f" || echo 'cloud-init {stage} failed (see cloud-init.log)'"
+            for stage in ("init --local", "init", "modules --mode config", "modules --mode final")
+        ),
+    ]
     if spec.public_key:
-        # What cloud-init does on EC2: the launch key pair lands in the default user's
-        # authorized_keys, so it is part of the filesystem an image is captured from.
+        # An image without cloud-init gets no key on a real cloud either; the sandbox
+        # still injects it, so that a smoke test can log in and report the missing tool.
         user_home = f"/home/{spec.user}"
         lines += [
-            f"chroot {merged} install -d -m 700 -o {spec.user} -g {spec.user} {user_home}/.ssh",
-            f"cat {home}/authorized_key >> {merged}{user_home}/.ssh/authorized_keys",
-            f"chroot {merged} chown {spec.user}: {user_home}/.ssh/authorized_keys",
-            f"chmod 600 {merged}{user_home}/.ssh/authorized_keys",
+            "else",
+            "  echo 'no cloud-init in this image: the sandbox injects the launch key itself'",
+            f"  chroot {merged} install -d -m 700 -o {spec.user} -g {spec.user} {user_home}/.ssh",
+            f"  cat {home}/authorized_key >> {merged}{user_home}/.ssh/authorized_keys",
+            f"  chroot {merged} chown {spec.user}: {user_home}/.ssh/authorized_keys",
+            f"  chmod 600 {merged}{user_home}/.ssh/authorized_keys",
         ]
     lines += [
+        "fi",
         f"chroot {merged} ssh-keygen -A >/dev/null",
         f"chroot {merged} /usr/local/bin/systemctl boot || echo 'some units failed to start'",
         f"chroot {merged} /usr/sbin/sshd -D -e -o ListenAddress=127.0.0.1 &",
@@ -87,6 +106,18 @@ class StandIn:
         self.spec = spec
         self._processes: list[subprocess.Popen[bytes]] = []
 
+    def _write_seed(self, hostname: str) -> None:
+        """cloud-init's NoCloud seed: what EC2's metadata service would answer."""
+        seed = self.home / "seed"
+        seed.mkdir(parents=True, exist_ok=True)
+        meta = {"instance-id": self.spec.instance_id, "local-hostname": hostname}
+        if self.spec.public_key:
+            meta["public-keys"] = [self.spec.public_key.strip()]
+        # JSON is YAML, and needs no YAML library on the sandbox's side.
+        (seed / "meta-data").write_text(json.dumps(meta) + "\n")
+        (seed / "user-data").write_text(self.spec.user_data or "")
+        (seed / "vendor-data").write_text("")
+
     @property
     def upper(self) -> Path:
         return self.home / "upper"
@@ -98,6 +129,7 @@ class StandIn:
         (self.home / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {hostname}\n")
         if self.spec.public_key:
             (self.home / "authorized_key").write_text(self.spec.public_key.strip() + "\n")
+        self._write_seed(hostname)
         (self.home / "init.sh").write_text(_init_script(self.spec, self.home))
         console = (self.home / "console.log").open("ab")
         self._processes.append(

@@ -50,6 +50,18 @@ variable "provision_script" {
   type = string
 }
 
+variable "cleanup_script" {
+  type        = string
+  description = "Runs last: removes the builder's key, host keys, histories, machine-id, cloud-init state."
+}
+
+variable "secret_env" {
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+  description = "Secrets the provisioner reads from its environment; set only through PKR_VAR_secret_env."
+}
+
 variable "manifest_path" {
   type = string
 }
@@ -92,8 +104,16 @@ build {
   sources = ["source.amazon-ebs.golden"]
 
   provisioner "shell" {
-    script          = var.provision_script
-    execute_command = "chmod +x {{ .Path }}; sudo -E sh -eu '{{ .Path }}'"
+    script           = var.provision_script
+    environment_vars = [for name, value in var.secret_env : "${name}=${value}"]
+    # Secrets travel in an uploaded file that the command sources, not on its command line.
+    use_env_var_file = true
+    execute_command  = "chmod +x {{ .Path }}; . {{ .EnvVarFile }} && rm -f {{ .EnvVarFile }} && sudo -E sh -eu '{{ .Path }}'"
+  }
+
+  provisioner "shell" {
+    script          = var.cleanup_script
+    execute_command = "chmod +x {{ .Path }}; sudo sh -eu '{{ .Path }}'"
   }
 
   post-processor "manifest" {

@@ -29,6 +29,10 @@ from bakery.constants import catalog_path
 IMAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 VARIABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
+DEFAULT_CLEANUP_SCRIPT = "scripts/cleanup.sh"
+# Per-instance identity that first boot writes: never a finding, whatever the image.
+DEFAULT_HYGIENE_ALLOW = ("/etc/ssh/ssh_host_*_key",)
 
 
 def _at_least_one(items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -100,6 +104,39 @@ class SmokeTest(_Model):
     # for this long before they count.
     settle_seconds: int = Field(default=60, ge=0)
     checks: tuple[SmokeCheck, ...] = ()
+    # cloud-init user-data for the smoke instance (a file under include/), so checks can
+    # prove that identity injected at boot takes effect.
+    user_data: str | None = Field(default=None, min_length=1)
+
+
+class Hygiene(_Model):
+    """The hygiene scan every smoke test runs before an image may be promoted."""
+
+    # Shell globs of paths exempt from the private-key and access-key rules.
+    allow_paths: tuple[Annotated[str, Field(pattern=r"^/")], ...] = ()
+    # Where the platform runs no cloud-init (templates customised another way).
+    expect_cloud_init: bool = True
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return DEFAULT_HYGIENE_ALLOW + self.allow_paths
+
+
+class SecretInput(_Model):
+    """A secret a provisioner needs (a package feed token, say), read from an Airflow
+    connection at bake time and handed to Packer only through its environment."""
+
+    env: str = Field(pattern=ENV_NAME_PATTERN)
+    connection: str = Field(min_length=1)
+    field: Literal["password", "login", "extra"] = "password"
+    # For field `extra`: the key in the connection's extra JSON.
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _key_with_extra(self) -> SecretInput:
+        if (self.field == "extra") != (self.key is not None):
+            raise ValueError("set key exactly when field is extra")
+        return self
 
 
 class AwsSourceImage(_Model):
@@ -177,6 +214,20 @@ class Image(_Model):
     build_timeout_minutes: int = Field(default=60, ge=1, le=110)
     # A human approves each promotion in the Airflow UI (Human-in-the-loop) when set.
     approval_required: bool = False
+    # The last provisioner of every bake (a file under include/): removes the builder's
+    # key, host keys, histories, caches, machine-id and cloud-init state.
+    cleanup_script: str = Field(default=DEFAULT_CLEANUP_SCRIPT, min_length=1)
+    hygiene: Hygiene = Hygiene()
+    secrets: tuple[SecretInput, ...] = ()
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secret_env(cls, secrets: tuple[SecretInput, ...]) -> tuple[SecretInput, ...]:
+        names = [secret.env for secret in secrets]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"secret env names listed twice: {', '.join(twice)}")
+        return secrets
 
     @field_validator("variables")
     @classmethod
@@ -239,6 +290,15 @@ class Catalog(_Model):
 
     def template_path(self, image: Image) -> Path:
         return self.include_dir / image.template
+
+    def referenced_files(self, image: Image) -> dict[str, Path]:
+        """Every file an image names under include/, by the field that names it."""
+        fields = {
+            "template": image.template,
+            "cleanup_script": image.cleanup_script,
+            "smoke.user_data": image.smoke.user_data,
+        }
+        return {field: self.include_dir / name for field, name in fields.items() if name}
 
     def bake_targets(
         self,
@@ -409,9 +469,10 @@ def load_catalog(path: Path | None = None) -> Catalog:
     except ValidationError as exc:
         raise CatalogError(_format_errors(path, exc, raw_images)) from None
     missing = [
-        f"  - image {image.name!r}, field 'template': {catalog.template_path(image)} does not exist"
+        f"  - image {image.name!r}, field {field!r}: {file} does not exist"
         for image in catalog.images
-        if not catalog.template_path(image).is_file()
+        for field, file in catalog.referenced_files(image).items()
+        if not file.is_file()
     ]
     if missing:
         raise CatalogError("\n".join([f"Invalid image catalog {path}:", *missing]))

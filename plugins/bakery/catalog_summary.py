@@ -46,7 +46,8 @@ class CatalogSummary:
     image_names: tuple[str, ...]  # catalog order
     regions: tuple[str, ...]  # sorted; every region of every image in every cloud
     locations: tuple[tuple[str, str], ...]  # sorted (AWS connection id, region) pairs
-    template_paths: tuple[str, ...]  # as `load_catalog` checks them; re-checked on a hit
+    # Every file the images name, as `load_catalog` checks them; re-checked on a hit.
+    template_paths: tuple[str, ...]
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> CatalogSummary:
@@ -64,7 +65,11 @@ class CatalogSummary:
                 )
             ),
             template_paths=tuple(
-                dict.fromkeys(str(catalog.template_path(image)) for image in catalog.images)
+                dict.fromkeys(
+                    str(file)
+                    for image in catalog.images
+                    for file in catalog.referenced_files(image).values()
+                )
             ),
         )
 

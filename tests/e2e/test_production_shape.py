@@ -155,7 +155,7 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
         aws_packer_variables,
         bake_id,
         bake_tags,
-        resolve_variables,
+        image_variables,
         template_hash,
         write_var_file,
     )
@@ -170,7 +170,7 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
     aws = image.targets.aws
     assert aws is not None
     template = catalog.template_path(image)
-    variables = resolve_variables(image.variables, catalog.include_dir)
+    variables = image_variables(catalog, image)
     run_id = f"plain_packer__{secrets.token_hex(4)}"
     total = 0.0
     for target in catalog.bake_targets(images=["web"]):

@@ -40,6 +40,7 @@ from bakery.freshness import (
     summarize,
 )
 from bakery.report import SCHEMA_VERSION, build_report, default_report_path, write_report
+from tests.catalog_files import write_cleanup_script
 
 NOW = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -86,6 +87,7 @@ def entry(name: str, regions: list[str], **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def catalog(tmp_path: Path) -> Catalog:
     (tmp_path / "linux.pkr.hcl").write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(tmp_path)
     path = tmp_path / "catalog.yaml"
     document = {
         "images": [

@@ -21,6 +21,7 @@ from bakery.bake import (
     write_var_file,
 )
 from bakery.catalog import BakeTarget, Cloud, Image
+from tests.catalog_files import write_cleanup_script
 
 BAKE_ID = re.compile(r"^bk-[0-9a-f]{16}$")
 HASH = re.compile(r"^[0-9a-f]{16}$")
@@ -189,6 +190,7 @@ def template(include_dir: Path) -> Path:
     path = include_dir / "packer" / "aws-linux.pkr.hcl"
     path.parent.mkdir()
     path.write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(include_dir)
     return path
 
 
@@ -401,7 +403,7 @@ def test_aws_packer_variables_fill_every_template_variable(tmp_path: Path) -> No
     declared = set(regex.findall(r'^variable "(\w+)"', template.read_text(), regex.M))
     aws = AwsTarget.model_validate({"regions": ["us-east-1"], "source": {"ami_id": "ami-0abc"}})
     values = aws_packer_variables(
-        variables={"provision_script": "/x.sh"},
+        variables={"provision_script": "/x.sh", "cleanup_script": "/c.sh"},
         aws=aws,
         region="us-east-1",
         ami_name="bakery-web-1",
@@ -411,6 +413,7 @@ def test_aws_packer_variables_fill_every_template_variable(tmp_path: Path) -> No
         manifest_path=tmp_path / "m.json",
         tags={"bakery:image": "web"},
     )
-    assert set(values) == declared
+    # Secrets reach Packer only through its environment (PKR_VAR_secret_env), never a file.
+    assert set(values) == declared - {"secret_env"}
     assert values["manifest_path"] == str(tmp_path / "m.json")
     assert values["tags"] == {"bakery:image": "web"}

@@ -18,6 +18,7 @@ from bakery.catalog import (
     Image,
     load_catalog,
 )
+from tests.catalog_files import write_cleanup_script
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CATALOG = REPO_ROOT / "include" / "catalog.yaml"
@@ -33,6 +34,7 @@ def template(tmp_path: Path) -> Path:
     path = tmp_path / "packer" / "linux.pkr.hcl"
     path.parent.mkdir()
     path.write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(tmp_path)
     return path
 
 
@@ -442,7 +444,7 @@ def test_an_absolute_template_path_is_used_as_is(tmp_path: Path) -> None:
     absolute = elsewhere / "image.pkr.hcl"
     absolute.write_text("# template\n")
     catalog_dir = tmp_path / "include"
-    catalog_dir.mkdir()
+    write_cleanup_script(catalog_dir)
     entry = image_entry("web", template=str(absolute))
 
     catalog = load_catalog(write_catalog(catalog_dir, {"images": [entry]}))

@@ -13,6 +13,7 @@ import bakery.catalog
 from bakery import catalog_summary
 from bakery.catalog import CatalogError, load_catalog
 from bakery.catalog_summary import CatalogSummary, cache_dir, load_catalog_summary
+from tests.catalog_files import write_cleanup_script
 
 
 class ValidationCounter:
@@ -51,6 +52,7 @@ def include(tmp_path: Path) -> Path:
     folder = tmp_path / "include"
     (folder / "packer").mkdir(parents=True)
     (folder / "packer" / "linux.pkr.hcl").write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(folder)
     return folder
 
 
@@ -126,7 +128,10 @@ def test_the_summary_holds_what_the_dags_need_at_parse_time(
             ("aws_other", "ap-south-1"),
             ("aws_other", "eu-west-1"),
         ),
-        template_paths=(str(include / "packer" / "linux.pkr.hcl"),),
+        template_paths=(
+            str(include / "packer" / "linux.pkr.hcl"),
+            str(include / "scripts" / "cleanup.sh"),
+        ),
     )
     assert summary == CatalogSummary.from_catalog(load_catalog(path))
 
@@ -435,6 +440,7 @@ def test_each_catalog_path_has_its_own_cache_file(
     other = tmp_path / "other"
     (other / "packer").mkdir(parents=True)
     (other / "packer" / "linux.pkr.hcl").write_text("# template\n")
+    write_cleanup_script(other)
 
     load_catalog_summary(write_catalog(include))
     load_catalog_summary(write_catalog(other, [image_entry("db", ["us-west-2"])]))

@@ -20,6 +20,7 @@ from bakery.freshness import (
     classify,
     render_text,
 )
+from tests.catalog_files import write_cleanup_script
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -58,6 +59,7 @@ def image_entry(name: str, regions: list[str], freshness_days: int = 30) -> dict
 @pytest.fixture
 def catalog(tmp_path: Path) -> Catalog:
     (tmp_path / "linux.pkr.hcl").write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(tmp_path)
     path = tmp_path / "catalog.yaml"
     document = {
         "images": [

@@ -98,14 +98,14 @@ class PackerBuildOperator(BaseOperator):
             artifact_name,
             aws_packer_variables,
             bake_tags,
-            resolve_variables,
+            image_variables,
             template_hash,
             write_var_file,
         )
         from bakery.packer import PackerRunner
 
         template = catalog.template_path(image)
-        variables = resolve_variables(image.variables, catalog.include_dir)
+        variables = image_variables(catalog, image)
         source = hook.resolve_source_image(aws.source)
         digest = template_hash(template, variables)
         name = artifact_name(image, started=datetime.now(UTC), bake=bake)

@@ -48,6 +48,14 @@ class SshTransport:
         self.command_timeout = command_timeout
 
     async def run(self, command: str) -> CommandResult:
+        return await self._ssh(["sh", "-c", shlex.quote(command)], stdin=None)
+
+    async def run_script_as_root(self, script: str) -> CommandResult:
+        """Runs a script sent on stdin, so that what it carries (values to search for,
+        say) never appears on a command line, here or on the instance."""
+        return await self._ssh(["sudo", "sh", "-s"], stdin=script.encode())
+
+    async def _ssh(self, remote: list[str], *, stdin: bytes | None) -> CommandResult:
         process = await asyncio.create_subprocess_exec(
             "ssh",
             *SSH_OPTIONS,
@@ -56,15 +64,13 @@ class SshTransport:
             "-p",
             str(self.endpoint.ssh_port),
             f"{self.user}@{self.endpoint.host}",
-            "sh",
-            "-c",
-            shlex.quote(command),
-            stdin=asyncio.subprocess.DEVNULL,
+            *remote,
+            stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.command_timeout)
+            output, _ = await asyncio.wait_for(process.communicate(stdin), self.command_timeout)
         except TimeoutError:
             process.kill()
             await process.wait()

@@ -18,6 +18,7 @@ from sandbox.config import SandboxConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEB_TEMPLATE = REPO_ROOT / "include" / "packer" / "aws-linux.pkr.hcl"
+CLEANUP_SCRIPT = REPO_ROOT / "include" / "scripts" / "cleanup.sh"
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def write_catalog(folder: Path, images: list[Mapping[str, Any]]) -> Path:
 
     defaults = {
         "owners": ["test-team"],
+        "cleanup_script": str(CLEANUP_SCRIPT),
         "targets": {
             "aws": {
                 "connection_id": "aws_bakery",

@@ -103,6 +103,7 @@ class PackerBuildOperator(BaseOperator):
             write_var_file,
         )
         from bakery.packer import PackerRunner
+        from bakery.secret_inputs import packer_secret_environment, resolve_secret_inputs
 
         template = catalog.template_path(image)
         variables = image_variables(catalog, image)
@@ -140,15 +141,19 @@ class PackerBuildOperator(BaseOperator):
             ),
         )
         credentials = hook.packer_environment()
+        secret_inputs = resolve_secret_inputs(image.secrets)
         env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
         env.setdefault("HOME", str(work_dir))
         self._runner = PackerRunner(
             packer_binary=self.packer_binary,
             working_dir=work_dir,
-            env={**env, **credentials},
+            env={**env, **credentials, **packer_secret_environment(secret_inputs)},
             timeout_seconds=image.build_timeout_minutes * 60,
             logger=self.log,
-            secrets=[credentials[k] for k in SECRET_ENV if credentials.get(k)],
+            secrets=[
+                *(credentials[k] for k in SECRET_ENV if credentials.get(k)),
+                *secret_inputs.values(),
+            ],
         )
         self._runner.validate(template, var_file=var_file)
         result = self._runner.build(template, var_file=var_file, manifest_path=manifest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -15,6 +16,7 @@ from bakery.constants import TAG_BAKE_ID, TAG_IMAGE, TAG_MANAGED, TAG_ROLE, TAG_
 if TYPE_CHECKING:
     from bakery.catalog import AwsTarget, BakeTarget, Image
     from bakery.hooks.aws import BakeryEc2Hook
+    from bakery.smoke.hygiene import HygieneInput
 
 
 class SmokeTestFailedError(RuntimeError):
@@ -62,9 +64,12 @@ class SmokeTestOperator(BaseOperator):
         from bakery.triggers.smoke import SmokeTestTrigger
 
         target, image, aws, hook = self._target(context)
+        user_data = self._user_data(image)
         image_id, bake_id = self.bake["image_id"], self.bake["bake_id"]
         key_name = f"bakery-smoke-{bake_id}-{context['ti'].try_number}"
         keys = new_key_pair()
+        # Before anything is launched: a secret that cannot be read fails the task clean.
+        hygiene = self._hygiene_input(image, hook, keys.public_openssh)
         tags = {
             TAG_MANAGED: "true",
             TAG_IMAGE: target.image,
@@ -80,6 +85,7 @@ class SmokeTestOperator(BaseOperator):
                 key_name=key_name,
                 subnet_id=hook.find_subnet(aws.subnet_tags) if aws.subnet_tags else None,
                 tags=tags,
+                user_data=user_data,
             )
         except Exception:
             hook.delete_key_pair(key_name)
@@ -100,8 +106,40 @@ class SmokeTestOperator(BaseOperator):
                 timeout_seconds=image.smoke.timeout_seconds,
                 settle_seconds=image.smoke.settle_seconds,
                 poll_interval=self.poll_interval,
+                hygiene=hygiene.as_dict(),
             ),
             method_name="execute_complete",
+        )
+
+    def _user_data(self, image: Image) -> str | None:
+        from bakery.catalog import load_catalog
+
+        if image.smoke.user_data is None:
+            return None
+        catalog = load_catalog(Path(self.catalog_path) if self.catalog_path else None)
+        return (catalog.include_dir / image.smoke.user_data).read_text()
+
+    def _hygiene_input(self, image: Image, hook: BakeryEc2Hook, launch_key: str) -> HygieneInput:
+        """What the hygiene scan looks for: every secret this bake could have leaked into
+        the image (its secret inputs and the cloud credentials Packer held)."""
+        from bakery.operators.packer import SECRET_ENV
+        from bakery.secret_inputs import resolve_secret_inputs
+        from bakery.smoke.hygiene import HygieneInput, scannable_secrets
+
+        credentials = hook.packer_environment()
+        secrets, too_short = scannable_secrets(
+            [
+                *resolve_secret_inputs(image.secrets).values(),
+                *(credentials.get(key, "") for key in SECRET_ENV),
+            ]
+        )
+        if too_short:
+            self.log.warning("%d secret value(s) are too short to search the image for", too_short)
+        return HygieneInput(
+            launch_key=launch_key,
+            secrets=secrets,
+            allow_paths=image.hygiene.allowed,
+            expect_cloud_init=image.hygiene.expect_cloud_init,
         )
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, str]:

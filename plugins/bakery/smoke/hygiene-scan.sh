@@ -30,14 +30,21 @@ allowed() {
   return 1
 }
 
-# A file Debian's package manager installed and nobody changed is a package's own test
-# vector or example (python3-cryptography ships PEM keys), not something baked in.
+# A file Debian's package manager installed and nobody changed is a package's own code,
+# test vector or example (cloud-init's source names PEM headers), not something baked in;
+# so is the bytecode Python compiled from such a file.
 packaged_unchanged() {
   rel=${1#"$root"}
+  case "$rel" in
+    */__pycache__/*.pyc)
+      module=${rel##*/}
+      rel="${rel%/__pycache__/*}/${module%%.*}.py"
+      ;;
+  esac
   sums=$(grep -l -F "  ${rel#/}" "$root"/var/lib/dpkg/info/*.md5sums 2>/dev/null | head -n 1)
   [ -n "$sums" ] || return 1
   want=$(grep -F "  ${rel#/}" "$sums" | head -n 1 | cut -d' ' -f1)
-  have=$(md5sum "$1" 2>/dev/null | cut -d' ' -f1)
+  have=$(md5sum "$root$rel" 2>/dev/null | cut -d' ' -f1)
   [ -n "$want" ] && [ "$want" = "$have" ]
 }
 
@@ -73,10 +80,14 @@ find "$root/" -xdev \( -path '*/.aws/credentials' -o -path '*/.aws/config' \
   allowed "$path" || finding cloud-credentials-file "$path"
 done
 
+# The launch key's base64 body: cloud-init may write it with options in front (root's
+# "please log in as admin" entry), so lines are matched on the key itself.
+launch_key_body=$(printf '%s\n' "${LAUNCH_KEY:-}" | awk '{ print $2 }')
 find "$root/" -xdev -type f \( -name authorized_keys -o -name authorized_keys2 \) -print \
   2>/dev/null | while IFS= read -r path; do
   # Any key but the one injected at this boot was baked in (the builder's, say).
-  if grep -v -F -x -e "${LAUNCH_KEY:-}" -- "$path" | grep -q -v -E '^[[:space:]]*(#|$)'; then
+  if grep -v -F -e "${launch_key_body:-no launch key}" -- "$path" |
+    grep -q -v -E '^[[:space:]]*(#|$)'; then
     finding foreign-authorized-key "$path"
   fi
 done

@@ -48,8 +48,6 @@ class HygieneInput:
     """Everything the scan needs about this boot; travels in the trigger's kwargs."""
 
     launch_key: str
-    launched_at: int  # epoch seconds
-    instance_id: str
     secrets: tuple[str, ...]
     allow_paths: tuple[str, ...]
     expect_cloud_init: bool = True
@@ -57,8 +55,6 @@ class HygieneInput:
     def as_dict(self) -> dict[str, Any]:
         return {
             "launch_key": self.launch_key,
-            "launched_at": self.launched_at,
-            "instance_id": self.instance_id,
             "secrets": list(self.secrets),
             "allow_paths": list(self.allow_paths),
             "expect_cloud_init": self.expect_cloud_init,
@@ -68,8 +64,6 @@ class HygieneInput:
     def from_dict(cls, data: dict[str, Any]) -> HygieneInput:
         return cls(
             launch_key=data["launch_key"],
-            launched_at=int(data["launched_at"]),
-            instance_id=data["instance_id"],
             secrets=tuple(data.get("secrets", ())),
             allow_paths=tuple(data.get("allow_paths", ())),
             expect_cloud_init=bool(data.get("expect_cloud_init", True)),
@@ -95,8 +89,9 @@ def _file_from(lines: Sequence[str], variable: str) -> list[str]:
     ]
 
 
-def scan_script(scan: HygieneInput, *, root: str = "/") -> str:
-    """The full script to feed to `sh -s` as root: inputs first, then the scan."""
+def scan_script(scan: HygieneInput, *, instance_id: str, launched_at: int, root: str = "/") -> str:
+    """The full script to feed to `sh -s` as root: inputs first, then the scan.
+    `launched_at` is the instance's launch time in epoch seconds."""
     q = shlex.quote
     prelude = [
         "umask 077",
@@ -107,8 +102,8 @@ def scan_script(scan: HygieneInput, *, root: str = "/") -> str:
         "export SECRETS_FILE ALLOW_FILE",
         f"export SCAN_ROOT={q(root)}",
         f"export LAUNCH_KEY={q(scan.launch_key.strip())}",
-        f"export LAUNCHED_AT={int(scan.launched_at)}",
-        f"export INSTANCE_ID={q(scan.instance_id)}",
+        f"export LAUNCHED_AT={int(launched_at)}",
+        f"export INSTANCE_ID={q(instance_id)}",
         f"export SKIP_CLOUD_INIT={'0' if scan.expect_cloud_init else '1'}",
     ]
     # The scan runs in a subshell so its `exit` still lets the EXIT trap clean up.

@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from bakery.catalog import SmokeCheck
 from bakery.hooks.aws import BakeryEc2Hook
-from bakery.smoke.checks import run_check
+from bakery.packer.redaction import Redactor
+from bakery.smoke.checks import CheckResult, run_check
+from bakery.smoke.hygiene import HygieneInput, parse_findings, scan_script
+from bakery.smoke.hygiene import verdict as hygiene_verdict
 from bakery.smoke.transport import Endpoint, SshTransport, ssh_banner
 
 BOOT_STATES_FAILED = {"shutting-down", "terminated", "stopping", "stopped"}
@@ -68,6 +72,7 @@ class SmokeTestTrigger(BaseTrigger):
         timeout_seconds: float = 600,
         settle_seconds: float = 60,
         poll_interval: float = 2.0,
+        hygiene: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.aws_conn_id = aws_conn_id
@@ -82,6 +87,7 @@ class SmokeTestTrigger(BaseTrigger):
         self.timeout_seconds = timeout_seconds
         self.settle_seconds = settle_seconds
         self.poll_interval = poll_interval
+        self.hygiene = hygiene
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -99,6 +105,7 @@ class SmokeTestTrigger(BaseTrigger):
                 "timeout_seconds": self.timeout_seconds,
                 "settle_seconds": self.settle_seconds,
                 "poll_interval": self.poll_interval,
+                "hygiene": self.hygiene,
             },
         )
 
@@ -107,7 +114,7 @@ class SmokeTestTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = time.monotonic() + self.timeout_seconds
-        endpoint, problem = await self._wait_for_boot(deadline)
+        endpoint, launched_at, problem = await self._wait_for_boot(deadline)
         if endpoint is None:
             yield TriggerEvent(
                 {
@@ -121,7 +128,7 @@ class SmokeTestTrigger(BaseTrigger):
             )
             return
         results = await self._run_checks(
-            endpoint, min(deadline, time.monotonic() + self.settle_seconds)
+            endpoint, min(deadline, time.monotonic() + self.settle_seconds), launched_at
         )
         passed = all(result["passed"] for result in results)
         yield TriggerEvent(
@@ -137,14 +144,16 @@ class SmokeTestTrigger(BaseTrigger):
         # The operator's execute_complete needs these to clean up, whatever the outcome.
         return {"instance_id": self.instance_id, "key_name": self.key_name}
 
-    async def _wait_for_boot(self, deadline: float) -> tuple[Endpoint | None, str | None]:
+    async def _wait_for_boot(self, deadline: float) -> tuple[Endpoint | None, int, str | None]:
+        """(where the instance answers SSH, its launch time in epoch seconds, a problem)."""
         hook = self._hook()
         while time.monotonic() < deadline:
             instance = await asyncio.to_thread(hook.describe_instance, self.instance_id)
             state = instance["State"]["Name"]
             if state in BOOT_STATES_FAILED:
                 reason = instance.get("StateReason", {}).get("Message", "")
-                return None, f"instance {self.instance_id} went {state} while booting {reason}"
+                problem = f"instance {self.instance_id} went {state} while booting {reason}"
+                return None, 0, problem
             if state == "running":
                 endpoint = resolve_endpoint(instance, reach=self.reach, ssh_port=self.ssh_port)
                 if endpoint is not None and await ssh_banner(endpoint):
@@ -154,11 +163,13 @@ class SmokeTestTrigger(BaseTrigger):
                         endpoint.host,
                         endpoint.ssh_port,
                     )
-                    return endpoint, None
+                    return endpoint, int(instance["LaunchTime"].timestamp()), None
             await asyncio.sleep(self.poll_interval)
-        return None, None
+        return None, 0, None
 
-    async def _run_checks(self, endpoint: Endpoint, settle_until: float) -> list[dict[str, Any]]:
+    async def _run_checks(
+        self, endpoint: Endpoint, settle_until: float, launched_at: int
+    ) -> list[dict[str, Any]]:
         descriptor, key_path = tempfile.mkstemp(prefix="bakery-smoke-", suffix=".key")
         try:
             with os.fdopen(descriptor, "w") as key_file:
@@ -171,11 +182,27 @@ class SmokeTestTrigger(BaseTrigger):
                 while not result.passed and time.monotonic() < settle_until:
                     await asyncio.sleep(self.poll_interval)
                     result = await run_check(check, transport)
-                self.log.info(result.line())
-                results.append(result.as_dict())
+                results.append(self._report(result))
+            if self.hygiene is not None:
+                results.append(self._report(await self._scan_hygiene(transport, launched_at)))
             return results
         finally:
             Path(key_path).unlink(missing_ok=True)
+
+    async def _scan_hygiene(self, transport: SshTransport, launched_at: int) -> CheckResult:
+        assert self.hygiene is not None
+        scan = HygieneInput.from_dict(self.hygiene)
+        script = scan_script(scan, instance_id=self.instance_id, launched_at=launched_at)
+        output = await transport.run_script_as_root(script)
+        return hygiene_verdict(parse_findings(output.output), exit_code=output.exit_code)
+
+    def _report(self, result: CheckResult) -> dict[str, Any]:
+        """Logs a verdict and returns it for the event, with any secret a command check's
+        output printed masked in both."""
+        redact = Redactor(self.hygiene.get("secrets", ()) if self.hygiene else ())
+        result = replace(result, seen=redact(result.seen))
+        self.log.info(result.line())
+        return result.as_dict()
 
     async def on_kill(self) -> None:
         # A user marked the deferred task failed or cleared it: the instance must not

@@ -51,15 +51,19 @@ def clean_root(tmp_path: Path) -> Path:
 
 
 def scan(root: Path, **overrides: object) -> list[Finding]:
+    launched_at = int(overrides.pop("launched_at", int(time.time()) - 60))  # type: ignore[call-overload]
     fields: dict[str, object] = {
         "launch_key": LAUNCH_KEY,
-        "launched_at": int(time.time()) - 60,
-        "instance_id": INSTANCE_ID,
         "secrets": (FEED_TOKEN,),
         "allow_paths": ("/etc/ssh/ssh_host_*_key",),
     }
     fields.update(overrides)
-    script = scan_script(HygieneInput(**fields), root=str(root))  # type: ignore[arg-type]
+    script = scan_script(
+        HygieneInput(**fields),  # type: ignore[arg-type]
+        instance_id=INSTANCE_ID,
+        launched_at=launched_at,
+        root=str(root),
+    )
     result = subprocess.run(
         ["sh", "-s"], input=script, capture_output=True, text=True, timeout=60, check=False
     )
@@ -138,6 +142,40 @@ def test_allow_paths_exempt_keys_but_never_a_secret_value(clean_root: Path) -> N
     findings = scan(clean_root, allow_paths=("/etc/ssh/ssh_host_*_key", "/opt/vendor/*"))
 
     assert findings == [Finding("secret-value", "/opt/vendor/test-vector.pem")]
+
+
+def test_the_launch_key_behind_options_is_not_foreign(clean_root: Path) -> None:
+    """cloud-init writes root's entry as `no-port-forwarding,...,command="..." KEY`."""
+    write(
+        clean_root, "/root/.ssh/authorized_keys", f'no-pty,command="echo use admin" {LAUNCH_KEY}\n'
+    )
+
+    assert scan(clean_root) == []
+
+
+def test_bytecode_of_an_unchanged_packaged_module_is_not_a_finding(clean_root: Path) -> None:
+    source = write(
+        clean_root, "/usr/lib/python3/dist-packages/tool/keys.py", f"H = '{PEM_HEADER}'\n"
+    )
+    write(
+        clean_root,
+        "/usr/lib/python3/dist-packages/tool/__pycache__/keys.cpython-311.pyc",
+        PEM_HEADER,
+    )
+    digest = hashlib.md5(source.read_bytes()).hexdigest()  # noqa: S324 - dpkg's own format
+    write(
+        clean_root,
+        "/var/lib/dpkg/info/tool.md5sums",
+        f"{digest}  usr/lib/python3/dist-packages/tool/keys.py\n",
+    )
+    assert scan(clean_root) == []
+
+    source.write_text("H = 'edited'\n")
+    assert set(scan(clean_root)) == {
+        Finding(
+            "private-key", "/usr/lib/python3/dist-packages/tool/__pycache__/keys.cpython-311.pyc"
+        )
+    }
 
 
 def test_a_key_a_package_installed_unchanged_is_not_a_finding(clean_root: Path) -> None:

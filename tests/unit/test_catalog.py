@@ -115,6 +115,7 @@ def test_shipped_catalog_merges_its_defaults_into_the_web_image() -> None:
         "homepage",
         "nginx running",
         "index page on disk",
+        "identity from user-data",
     ]
 
 
@@ -834,3 +835,81 @@ def test_a_catalog_not_loaded_from_a_file_has_no_include_dir() -> None:
 def test_catalog_models_are_frozen(catalog: Catalog) -> None:
     with pytest.raises(ValueError, match="frozen"):
         catalog.image("web").freshness_days = 1  # type: ignore[misc]
+
+
+# --- hygiene: clean-up, secret inputs, smoke user-data ------------------------------------
+
+
+def test_every_image_gets_the_shared_cleanup_script_unless_it_names_its_own(
+    tmp_path: Path, template: Path
+) -> None:
+    write_cleanup_script(tmp_path)
+    (tmp_path / "scripts" / "strict-cleanup.sh").write_text("#!/bin/sh\n")
+    own = image_entry("api", cleanup_script="scripts/strict-cleanup.sh")
+    catalog = load_catalog(write_catalog(tmp_path, {"images": [image_entry("web"), own]}))
+
+    assert catalog.image("web").cleanup_script == "scripts/cleanup.sh"
+    assert catalog.image("api").cleanup_script == "scripts/strict-cleanup.sh"
+
+
+@pytest.mark.parametrize(
+    ("field", "overrides", "relative"),
+    [
+        ("cleanup_script", {"cleanup_script": "scripts/gone.sh"}, "scripts/gone.sh"),
+        (
+            "smoke.user_data",
+            {"smoke": {"user_data": "cloud-init/gone.yaml"}},
+            "cloud-init/gone.yaml",
+        ),
+    ],
+)
+def test_a_missing_referenced_file_fails_naming_its_field(
+    tmp_path: Path, template: Path, field: str, overrides: dict[str, Any], relative: str
+) -> None:
+    path = write_catalog(tmp_path, {"images": [image_entry("web", **overrides)]})
+
+    problem = assert_single_problem(load_error(path), path, "image 'web'", field)
+
+    assert problem.endswith(f"{tmp_path / relative} does not exist")
+
+
+@pytest.mark.parametrize(
+    ("secret", "field", "message"),
+    [
+        ({"env": "feed-token", "connection": "feed"}, "secrets.0.env", "should match pattern"),
+        ({"env": "TOKEN", "connection": "feed", "field": "extra"}, "secrets.0", "set key"),
+        ({"env": "TOKEN", "connection": "feed", "key": "token"}, "secrets.0", "set key"),
+        ({"env": "TOKEN", "connection": "feed", "field": "host"}, "secrets.0.field", "Input"),
+    ],
+)
+def test_bad_secret_inputs_fail_naming_the_field(
+    tmp_path: Path, template: Path, secret: dict[str, str], field: str, message: str
+) -> None:
+    path = write_catalog(tmp_path, {"images": [image_entry("web", secrets=[secret])]})
+
+    problem = assert_single_problem(load_error(path), path, "image 'web'", field)
+
+    assert message in problem
+
+
+def test_a_secret_env_name_listed_twice_is_an_error(tmp_path: Path, template: Path) -> None:
+    twice = [{"env": "TOKEN", "connection": "a"}, {"env": "TOKEN", "connection": "b"}]
+    path = write_catalog(tmp_path, {"images": [image_entry("web", secrets=twice)]})
+
+    problem = assert_single_problem(load_error(path), path, "image 'web'", "secrets")
+
+    assert "TOKEN" in problem
+
+
+def test_hygiene_allow_paths_add_to_the_host_key_default(tmp_path: Path, template: Path) -> None:
+    entry = image_entry("web", hygiene={"allow_paths": ["/opt/vendor/*.pem"]})
+    catalog = load_catalog(write_catalog(tmp_path, {"images": [entry]}))
+
+    assert catalog.image("web").hygiene.allowed == ("/etc/ssh/ssh_host_*_key", "/opt/vendor/*.pem")
+
+
+def test_a_relative_allow_path_is_an_error(tmp_path: Path, template: Path) -> None:
+    entry = image_entry("web", hygiene={"allow_paths": ["opt/vendor/*.pem"]})
+    path = write_catalog(tmp_path, {"images": [entry]})
+
+    assert_single_problem(load_error(path), path, "image 'web'", "hygiene.allow_paths.0")

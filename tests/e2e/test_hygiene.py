@@ -5,10 +5,7 @@ image that leaks a key or a secret from being promoted."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Generator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from tests.e2e.sandbox_support import (
     tags_of,
     write_catalog,
 )
+from tests.process_watch import command_lines_holding
 
 FEED_CONNECTION = "feed_bakery"
 PEM = (
@@ -38,33 +36,6 @@ def _image(tmp_path: Path, name: str, script: str, checks: list[dict[str, Any]])
     image["secrets"] = [{"env": "FEED_TOKEN", "connection": FEED_CONNECTION}]
     image["smoke"] = {"checks": checks, "settle_seconds": 2}
     return image
-
-
-@contextmanager
-def command_lines_holding(secret: str) -> Generator[list[str]]:
-    """Every process command line that shows `secret` while the block runs."""
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-                    except OSError:
-                        continue
-                    if secret in cmdline:
-                        seen.append(cmdline.replace("\0", " "))
-            stop.wait(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        watcher.join()
 
 
 def files_holding(root: Path, secret: str) -> list[str]:

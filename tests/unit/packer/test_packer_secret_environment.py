@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from pathlib import Path
 
 from bakery.secret_inputs import hcl_string, packer_secret_environment
+from tests.process_watch import command_lines_holding
 from tests.unit.packer.packer_support import Workspace
 
 # Every character HCL, JSON or a shell could treat specially.
@@ -44,33 +44,14 @@ build {
     return path
 
 
-def command_lines_holding(secret: str, stop: threading.Event, seen: list[str]) -> None:
-    while not stop.is_set():
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-                except OSError:
-                    continue
-                if secret in cmdline:
-                    seen.append(cmdline)
-        stop.wait(0.02)
-
-
 def test_a_secret_reaches_the_provisioner_exactly_and_appears_in_no_log_or_command_line(
     workspace: Workspace,
 ) -> None:
     template = secret_template(workspace)
     env = {**workspace.env(), **packer_secret_environment({"FEED_TOKEN": SECRET})}
     runner = workspace.runner(env=env, secrets=[SECRET])
-    stop, seen = threading.Event(), []
-    watcher = threading.Thread(target=command_lines_holding, args=(SECRET, stop, seen))
-    watcher.start()
-    try:
+    with command_lines_holding(SECRET) as seen:
         runner.build(template, manifest_path=workspace.manifest)
-    finally:
-        stop.set()
-        watcher.join()
 
     digest = (workspace.dir / "digest").read_text().strip()
     assert digest == hashlib.sha256(SECRET.encode()).hexdigest()

@@ -50,12 +50,14 @@ class SshTransport:
     async def run(self, command: str) -> CommandResult:
         return await self._ssh(["sh", "-c", shlex.quote(command)], stdin=None)
 
-    async def run_script_as_root(self, script: str) -> CommandResult:
+    async def run_script_as_root(self, script: str, *, timeout: float) -> CommandResult:
         """Runs a script sent on stdin, so that what it carries (values to search for,
         say) never appears on a command line, here or on the instance."""
-        return await self._ssh(["sudo", "sh", "-s"], stdin=script.encode())
+        return await self._ssh(["sudo", "sh", "-s"], stdin=script.encode(), timeout=timeout)
 
-    async def _ssh(self, remote: list[str], *, stdin: bytes | None) -> CommandResult:
+    async def _ssh(
+        self, remote: list[str], *, stdin: bytes | None, timeout: float | None = None
+    ) -> CommandResult:
         process = await asyncio.create_subprocess_exec(
             "ssh",
             *SSH_OPTIONS,
@@ -70,11 +72,15 @@ class SshTransport:
             stderr=asyncio.subprocess.STDOUT,
         )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(stdin), self.command_timeout)
+            output, _ = await asyncio.wait_for(
+                process.communicate(stdin), timeout or self.command_timeout
+            )
         except TimeoutError:
             process.kill()
             await process.wait()
-            return CommandResult(exit_code=-1, output=f"timed out after {self.command_timeout}s")
+            return CommandResult(
+                exit_code=-1, output=f"timed out after {timeout or self.command_timeout}s"
+            )
         text = output[:MAX_OUTPUT_BYTES].decode(errors="replace")
         return CommandResult(exit_code=process.returncode or 0, output=text)
 

@@ -22,7 +22,7 @@ from bakery.catalog import SmokeCheck
 from bakery.hooks.aws import BakeryEc2Hook
 from bakery.packer.redaction import Redactor
 from bakery.smoke.checks import CheckResult, run_check
-from bakery.smoke.hygiene import HygieneInput, parse_findings, scan_script
+from bakery.smoke.hygiene import SCAN_TIMEOUT_SECONDS, HygieneInput, parse_findings, scan_script
 from bakery.smoke.hygiene import verdict as hygiene_verdict
 from bakery.smoke.transport import Endpoint, SshTransport, ssh_banner
 
@@ -193,7 +193,7 @@ class SmokeTestTrigger(BaseTrigger):
         assert self.hygiene is not None
         scan = HygieneInput.from_dict(self.hygiene)
         script = scan_script(scan, instance_id=self.instance_id, launched_at=launched_at)
-        output = await transport.run_script_as_root(script)
+        output = await transport.run_script_as_root(script, timeout=SCAN_TIMEOUT_SECONDS)
         return hygiene_verdict(parse_findings(output.output), exit_code=output.exit_code)
 
     def _report(self, result: CheckResult) -> dict[str, Any]:

@@ -44,11 +44,12 @@ class PromoteImageOperator(BaseOperator):
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"
             )
         from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
-        from bakery.operators._target import resolve_target
+        from bakery.operators._target import resolve_target, skip_if_promotion_off
         from bakery.promotion import point_channel
 
         found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
         target, image, aws = found.target, found.image, found.aws
+        skip_if_promotion_off(context, target.label)
         change = point_channel(
             ec2=BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region),
             ssm=BakerySsmHook(aws_conn_id=aws.connection_id, region_name=target.region),

@@ -24,8 +24,8 @@ empty list means all (a manual run with no params bakes everything). Unchanged t
 `force` is set; `skip_promote` bakes and smoke-tests only; `prune_dry_run` deletes
 nothing. The **Bakery freshness** page (Browse menu) has a *Bake now* button per image.
 
-Every builder instance, image and snapshot is tagged `bakery:image`, `bakery:bake-id`, `bakery:source-image`, `bakery:template-hash` and
-`bakery:dag-run-id`.
+Every builder instance, image and snapshot is tagged `bakery:image`, `bakery:bake-id`,
+`bakery:source-image`, `bakery:template-hash` and `bakery:dag-run-id`.
 """
 
 from __future__ import annotations

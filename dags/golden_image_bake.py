@@ -22,7 +22,7 @@ smoke instances (and their key pairs) that outlived their maximum age.
 empty list means all (a manual run with no params bakes everything). Unchanged targets
 (same template hash and source image, current image young enough) are skipped unless
 `force` is set; `skip_promote` bakes and smoke-tests only; `prune_dry_run` deletes
-nothing. The **Bakery freshness** page (Browse menu) has a *Bake now* button per image.
+nothing. The **Image freshness** page (Browse menu) has a *Bake now* button per image.
 
 Every builder instance, image and snapshot is tagged `bakery:image`, `bakery:bake-id`,
 `bakery:source-image`, `bakery:template-hash` and `bakery:dag-run-id`.

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
+from bakery.links import ImageConsoleLink
+
 # DAG files import this module at parse time, so the catalog's pydantic models, the AWS
 # hook (boto3) and the Packer runner are imported in the methods that use them.
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class PackerBuildOperator(BaseOperator):
     an earlier try already made instead of baking a duplicate.
     """
 
+    operator_extra_links = (ImageConsoleLink(),)
     template_fields: Sequence[str] = ("target",)
     ui_color = "#f2d6a2"
 

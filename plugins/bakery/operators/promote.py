@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 
 from bakery.channels import PROMOTIONS_ALIAS, asset_uri
+from bakery.links import ImageConsoleLink
 
 # DAG files import this module at parse time, so the catalog's pydantic models and the
 # AWS hooks (boto3) are imported in execute.
@@ -27,6 +28,7 @@ class PromoteImageOperator(BaseOperator):
     no second event. The images it supersedes keep their promotion history in tags.
     """
 
+    operator_extra_links = (ImageConsoleLink(),)
     template_fields: Sequence[str] = ("bake",)
     ui_color = "#a1d99b"
 

@@ -92,20 +92,26 @@ class Standalone:
         raise AssertionError(f"timed out waiting for {what} ({last!r}):\n{tail(self.log, 60)}")
 
 
-@contextlib.contextmanager
-def airflow_standalone(env: dict[str, str], home: Path) -> Generator[Standalone, None, None]:
-    """`airflow standalone` (api-server, scheduler, dag-processor, triggerer) on a free
-    port of 127.0.0.1, with an admin and a viewer whose passwords the test chooses."""
-    passwords = {"admin": secrets.token_urlsafe(12), "viewer": secrets.token_urlsafe(12)}
-    passwords_file = home / "passwords.json"
-    passwords_file.write_text(json.dumps(passwords))
-    port = free_port()
-    env = {
-        **env,
+def api_server_env(port: int) -> dict[str, str]:
+    """Where the API server listens; the seeding bake's links are built with it too."""
+    return {
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    }
+
+
+@contextlib.contextmanager
+def airflow_standalone(env: dict[str, str], home: Path) -> Generator[Standalone, None, None]:
+    """`airflow standalone` (api-server, scheduler, dag-processor, triggerer) on the port
+    `env` names, with an admin and a viewer whose passwords the test chooses."""
+    passwords = {"admin": secrets.token_urlsafe(12), "viewer": secrets.token_urlsafe(12)}
+    passwords_file = home / "passwords.json"
+    passwords_file.write_text(json.dumps(passwords))
+    port = int(env["AIRFLOW__API__PORT"])
+    env = {
+        **env,
         "AIRFLOW__CORE__AUTH_MANAGER": (
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
         ),
@@ -171,6 +177,7 @@ def seed_images(sandbox: Sandbox, home: Path, work: Path) -> tuple[dict[str, str
         home,
         BAKERY_CATALOG=str(write_catalog(work, images)),
         BAKERY_REPORT_DIR=str(work / "report"),
+        **api_server_env(free_port()),
     )
     migrated = subprocess.run(
         [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "db", "migrate"],
@@ -191,6 +198,37 @@ def seed_images(sandbox: Sandbox, home: Path, work: Path) -> tuple[dict[str, str
         f"{later}/aws/us-east-1": "MISSING",
     }
     return env, expected
+
+
+def log_in(browser: Any, airflow: Standalone, user: str) -> Any:
+    """A new browser session logged in to Airflow as `user` through its login form."""
+    page = browser.new_context(viewport={"width": 1500, "height": 900}).new_page()
+    page.goto(f"{airflow.base_url}/auth/login/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", airflow.passwords[user])
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+    return page
+
+
+def task_links(airflow: Standalone, run_id: str, label: str) -> dict[str, dict[str, str]]:
+    """Task id -> its extra links, for the mapped task instances of one target."""
+    listed = airflow.api(
+        "GET", f"dags/{BAKE_DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100}
+    )
+    assert listed.status_code == 200, listed.text
+    links = {}
+    for ti in listed.json()["task_instances"]:
+        if ti.get("rendered_map_index") != label:
+            continue
+        found = airflow.api(
+            "GET",
+            f"dags/{BAKE_DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/links",
+            params={"map_index": ti["map_index"]},
+        )
+        assert found.status_code == 200, found.text
+        links[ti["task_id"]] = {k: v for k, v in found.json()["extra_links"].items() if v}
+    return links
 
 
 def test_freshness_page_shows_audit_statuses_and_bakes_one_image_as_the_user(
@@ -226,12 +264,7 @@ def test_freshness_page_shows_audit_statuses_and_bakes_one_image_as_the_user(
                 executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
             )
             try:
-                page = browser.new_page(viewport={"width": 1500, "height": 900})
-                page.goto(f"{airflow.base_url}/auth/login/")
-                page.fill("input[name=username]", "admin")
-                page.fill("input[name=password]", airflow.passwords["admin"])
-                page.keyboard.press("Enter")
-                page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+                page = log_in(browser, airflow, "admin")
 
                 # The page as the nav shows it: inside the UI, in the plugin's frame.
                 page.goto(f"{airflow.base_url}/plugin/bakery-freshness")
@@ -250,6 +283,16 @@ def test_freshness_page_shows_audit_statuses_and_bakes_one_image_as_the_user(
                 SCREENSHOT_DIR.mkdir(exist_ok=True)
                 for folder in (tmp_path, SCREENSHOT_DIR):
                     page.screenshot(path=str(folder / "freshness-page.png"), full_page=True)
+
+                # The button acts with the clicking user's rights: a viewer sees the page,
+                # and Airflow refuses the viewer's bake.
+                viewer = log_in(browser, airflow, "viewer")
+                viewer.goto(f"{airflow.base_url}/bakery/freshness")
+                viewer_section = viewer.locator(f"section[data-image='{site}']")
+                viewer_section.get_by_role("button", name="Bake now").click()
+                expect(viewer_section.locator(".bake-result.error")).to_contain_text(
+                    "Airflow refused (403)", timeout=30_000
+                )
             finally:
                 browser.close()
 
@@ -261,19 +304,20 @@ def test_freshness_page_shows_audit_statuses_and_bakes_one_image_as_the_user(
         # Made with the clicking user's own session, not by the page on its behalf.
         assert run.get("triggering_user_name") == "admin", run
 
-        # And that user's authorization is what counts: a viewer may see the page but
-        # Airflow refuses the bake.
-        viewer = airflow.api(
-            "POST",
-            f"dags/{BAKE_DAG_ID}/dagRuns",
-            user="viewer",
-            json={"logical_date": None, "conf": {"images": [site]}},
+        # The seeding bake's tasks link to the AMI in the AWS console and to the smoke log.
+        fresh = next(t for t in report["targets"] if t["status"] == "FRESH")
+        links = task_links(airflow, fresh["last_bake"]["dag_run_id"], f"{site}/aws/us-east-1")
+        console = (
+            "https://us-east-1.console.aws.amazon.com/ec2/home?region=us-east-1"
+            f"#ImageDetails:imageId={fresh['image_id']}"
         )
-        assert viewer.status_code == 403, viewer.text
-        seen = httpx.get(
-            f"{airflow.base_url}/bakery/freshness",
-            headers={"Authorization": f"Bearer {airflow.token('viewer')}"},
-            timeout=30,
-        )
-        assert seen.status_code == 200 and "Bake now" in seen.text
+        assert links["image_lifecycle.packer_build"] == {"Image in console": console}
+        assert links["image_lifecycle.promote"] == {"Image in console": console}
+        smoke_log = links["image_lifecycle.smoke_test"]["Smoke check log"]
+        assert smoke_log.startswith(f"{airflow.base_url}/dags/{BAKE_DAG_ID}/runs/")
+        assert "/tasks/image_lifecycle.smoke_test/mapped/" in smoke_log
+
+        runs = airflow.api("GET", f"dags/{BAKE_DAG_ID}/dagRuns", params={"limit": 100}).json()
+        manual = [r["dag_run_id"] for r in runs["dag_runs"] if (r["conf"] or {}).get("force")]
+        assert manual == [run_id], f"only the admin's click made a run: {manual}"
     shutil.rmtree(home / "logs", ignore_errors=True)

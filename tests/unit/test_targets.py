@@ -13,6 +13,7 @@ import yaml
 from bakery.catalog import Catalog, load_catalog
 from bakery.freshness import ImageRecord, assess
 from bakery.targets import PROMOTION_HISTORY_LENGTH, target_rows
+from tests.catalog_files import write_cleanup_script
 
 NOW = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -21,6 +22,7 @@ DAY = timedelta(days=1)
 @pytest.fixture
 def catalog(tmp_path: Path) -> Catalog:
     (tmp_path / "linux.pkr.hcl").write_text('source "amazon-ebs" "linux" {}\n')
+    write_cleanup_script(tmp_path)
     aws = {"regions": ["us-east-1", "eu-west-1"], "source": {"ami_id": "ami-0123456789abcdef0"}}
     document = {
         "images": [

@@ -19,9 +19,13 @@ One image's failure never blocks another's. `reap_orphans` first terminates buil
 smoke instances (and their key pairs) that outlived their maximum age.
 
 **On demand:** trigger with `images`, `clouds` or `regions` to bake just those; an
-empty list means all. Every builder instance, image and snapshot is tagged
-`bakery:image`, `bakery:bake-id`, `bakery:source-image`, `bakery:template-hash` and
-`bakery:dag-run-id`.
+empty list means all (a manual run with no params bakes everything). Unchanged targets
+(same template hash and source image, current image young enough) are skipped unless
+`force` is set; `skip_promote` bakes and smoke-tests only; `prune_dry_run` deletes
+nothing. The **Image freshness** page (Browse menu) has a *Bake now* button per image.
+
+Every builder instance, image and snapshot is tagged `bakery:image`, `bakery:bake-id`,
+`bakery:source-image`, `bakery:template-hash` and `bakery:dag-run-id`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ CATALOG_SUMMARY = load_catalog_summary()
 IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
 REGIONS = list(CATALOG_SUMMARY.regions)
 CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
+CLOUDS = ["aws"]
 
 
 @dag(
@@ -70,25 +75,58 @@ CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
             [],
             type="array",
             items={"type": "string", "enum": IMAGE_NAMES},
+            uniqueItems=True,
             examples=IMAGE_NAMES,
             title="Images",
-            description="Images to bake; empty bakes the whole catalog.",
+            description_md="Images from `include/catalog.yaml` to bake. **Empty bakes the whole"
+            " catalog.**",
+            section="What to bake",
         ),
         "clouds": Param(
             [],
             type="array",
-            items={"type": "string", "enum": ["aws"]},
-            examples=["aws"],
+            items={"type": "string", "enum": CLOUDS},
+            uniqueItems=True,
+            examples=CLOUDS,
             title="Clouds",
-            description="Clouds to bake for; empty means every cloud.",
+            description_md="Clouds to bake for. Empty means every cloud an image names.",
+            section="What to bake",
         ),
         "regions": Param(
             [],
             type="array",
             items={"type": "string", "enum": REGIONS},
+            uniqueItems=True,
             examples=REGIONS,
             title="Regions",
-            description="Regions to bake in; empty means every region.",
+            description_md="Regions to bake in. Empty means every region of each image.",
+            section="What to bake",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force",
+            description_md="Bake even if nothing changed. Without it, a target is skipped when"
+            " its current image was baked from the same template hash and the same source"
+            " image and stays fresh until the next weekly run (at most `freshness_days - 7`"
+            " days old).",
+            section="How",
+        ),
+        "skip_promote": Param(
+            False,
+            type="boolean",
+            title="Skip promotion",
+            description_md="Bake and smoke-test only: no approval, promotion, distribution or"
+            " prune. The channel keeps its current image.",
+            section="How",
+        ),
+        "prune_dry_run": Param(
+            False,
+            type="boolean",
+            title="Prune dry run",
+            description_md="Log the prune plan (keep/delete, with a reason per image) but"
+            " delete nothing.",
+            section="How",
         ),
     },
 )

@@ -34,10 +34,13 @@ from bakery.catalog import Catalog, Image, load_catalog
 from bakery.channels import tag_value
 from bakery.constants import (
     TAG_CHANNEL,
+    TAG_DAG_RUN_ID,
     TAG_IMAGE,
     TAG_PROMOTED_AT,
     TAG_ROLLED_BACK_AT,
+    TAG_SMOKE,
     TAG_SOURCE_IMAGE,
+    TAG_SUPERSEDED_AT,
 )
 from bakery.freshness import (
     FreshnessResult,
@@ -149,6 +152,10 @@ def _record(image: Mapping[str, Any], name: str, location: Location) -> ImageRec
         promoted=bool(tag_value(tags, TAG_PROMOTED_AT)),
         rolled_back=bool(tag_value(tags, TAG_ROLLED_BACK_AT)),
         source_image_id=tag_value(tags, TAG_SOURCE_IMAGE),
+        smoke=tag_value(tags, TAG_SMOKE),
+        promoted_at=tag_value(tags, TAG_PROMOTED_AT),
+        superseded_at=tag_value(tags, TAG_SUPERSEDED_AT),
+        dag_run_id=tag_value(tags, TAG_DAG_RUN_ID),
     )
 
 

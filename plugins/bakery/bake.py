@@ -67,6 +67,40 @@ def template_hash(template: Path, variables: Mapping[str, str | int | bool]) -> 
     return digest.hexdigest()[:16]
 
 
+# The weekly schedule re-bakes an unchanged image this many days before it would go stale,
+# so a target never turns STALE between two weekly runs.
+REBAKE_MARGIN_DAYS = 7
+
+
+def unchanged_reason(
+    *,
+    current_tags: Mapping[str, str] | None,
+    current_age_days: int | None,
+    template_digest: str,
+    source_image_id: str,
+    freshness_days: int,
+) -> str | None:
+    """Why a target need not be baked now, or None when it must be (a run without `force`).
+
+    A target is unchanged when its channel's current image was baked from the same
+    template hash and the same source image, and is young enough to stay fresh until the
+    next weekly run (at most `freshness_days - REBAKE_MARGIN_DAYS` whole days old).
+    """
+    if current_tags is None or current_age_days is None:
+        return None
+    if current_tags.get(TAG_TEMPLATE_HASH) != template_digest:
+        return None
+    if current_tags.get(TAG_SOURCE_IMAGE) != source_image_id:
+        return None
+    if current_age_days > freshness_days - REBAKE_MARGIN_DAYS:
+        return None
+    return (
+        f"the current image was baked {current_age_days} day(s) ago from the same template"
+        f" ({template_digest}) and source image ({source_image_id}); it stays fresh until the"
+        " next weekly run"
+    )
+
+
 def bake_tags(
     *, image: Image, bake: str, source_image_id: str, template_digest: str, dag_run_id: str
 ) -> dict[str, str]:

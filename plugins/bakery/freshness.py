@@ -51,6 +51,10 @@ class ImageRecord:
     source_image_id: str | None = None  # bakery:source-image
     source_created: datetime | None = None  # None: unknown, or the source is gone
     in_use_by: str | None = None  # e.g. "instance i-0abc"; None when nothing uses it
+    smoke: str | None = None  # bakery:smoke: "passed", "failed", None while untested
+    promoted_at: str | None = None  # bakery:promoted-at (UTC, as tagged)
+    superseded_at: str | None = None  # bakery:superseded-at
+    dag_run_id: str | None = None  # bakery:dag-run-id: the bake run that made it
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ class FreshnessResult:
     source_age_days: int | None = None
     in_use_by: str | None = None
     superseded_by: str | None = None  # the newer promoted image, for SUPERSEDED_IN_USE
+    smoke: str | None = None
+    promoted_at: str | None = None
+    superseded_at: str | None = None
+    dag_run_id: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "status": self.status.value}
@@ -193,6 +201,10 @@ def assess(
                 source_age_days=source_age,
                 in_use_by=record.in_use_by,
                 superseded_by=superseded_by,
+                smoke=record.smoke,
+                promoted_at=record.promoted_at,
+                superseded_at=record.superseded_at,
+                dag_run_id=record.dag_run_id,
             )
         )
     for target in catalog.bake_targets():

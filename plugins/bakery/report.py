@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bakery.freshness import FreshnessResult, format_time, summarize
+from bakery.targets import target_rows
 
 SCHEMA_VERSION = 1
 REPORT_FILENAME = "freshness.json"
@@ -47,6 +48,10 @@ def report_row(result: FreshnessResult) -> dict[str, Any]:
         "source_age_days": result.source_age_days,
         "in_use_by": result.in_use_by,
         "superseded_by": result.superseded_by,
+        "smoke": result.smoke,
+        "promoted_at": result.promoted_at,
+        "superseded_at": result.superseded_at,
+        "dag_run_id": result.dag_run_id,
     }
 
 
@@ -74,6 +79,7 @@ def build_report(
         "rebake": summary["rebake"],
         "inventory": dict(inventory or {}),
         "rows": [report_row(result) for result in results],
+        "targets": target_rows(results),
     }
 
 

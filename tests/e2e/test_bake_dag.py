@@ -29,7 +29,9 @@ def test_bake_dag_bakes_web_with_nginx_and_tags_everything(
     env = airflow_env(sandbox, airflow_home)
     before = {i["ImageId"] for i in sandbox.images_tagged("bakery:image", "web")}
 
-    result = dags_test(env, "golden_image_bake", {"images": ["web"], "regions": ["us-east-1"]})
+    result = dags_test(
+        env, "golden_image_bake", {"images": ["web"], "regions": ["us-east-1"], "force": True}
+    )
 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "state=success" in result.stdout + result.stderr
@@ -70,7 +72,7 @@ def test_failing_provisioner_fails_the_task_with_packers_message_and_leaves_noth
     catalog = write_catalog(tmp_path, [broken, healthy])
     env = airflow_env(sandbox, airflow_home, BAKERY_CATALOG=str(catalog))
 
-    result = dags_test(env, "golden_image_bake")
+    result = dags_test(env, "golden_image_bake", {"force": True})
 
     output = result.stdout + result.stderr
     assert "state=failed" in output, output[-4000:]

@@ -78,7 +78,7 @@ def test_lifecycle_promotes_smoke_tested_images_and_prunes_superseded_ones(
     assert _parameter(sandbox, f"/bakery/{forgetful_name}/stable") is None
     assert sandbox.leftovers() == NOTHING_LEFT
 
-    second = dags_test(env, "golden_image_bake", {"images": [site]})
+    second = dags_test(env, "golden_image_bake", {"images": [site], "force": True})
 
     assert second.returncode == 0 and "state=success" in second.stdout + second.stderr
     [site_b] = sandbox.images_tagged("bakery:image", site)  # site_a was pruned
@@ -90,4 +90,29 @@ def test_lifecycle_promotes_smoke_tested_images_and_prunes_superseded_ones(
     assert [i["ImageId"] for i in sandbox.images_tagged("bakery:image", forgetful_name)] == [
         failed["ImageId"]
     ]
+    assert sandbox.leftovers() == NOTHING_LEFT
+
+    # Nothing changed since: without `force` the target is skipped, and says why.
+    unchanged = dags_test(env, "golden_image_bake", {"images": [site]})
+
+    output = unchanged.stdout + unchanged.stderr
+    assert unchanged.returncode == 0 and "state=success" in output, output[-3000:]
+    assert f"not baked: {site_b['ImageId']} is current" in output
+    assert [i["ImageId"] for i in sandbox.images_tagged("bakery:image", site)] == [
+        site_b["ImageId"]
+    ]
+
+    # `skip_promote`: bake and smoke-test only; the channel keeps its image.
+    trial = dags_test(
+        env, "golden_image_bake", {"images": [site], "force": True, "skip_promote": True}
+    )
+
+    assert trial.returncode == 0, (trial.stdout + trial.stderr)[-3000:]
+    [site_c] = [
+        i for i in sandbox.images_tagged("bakery:image", site) if i["ImageId"] != site_b["ImageId"]
+    ]
+    assert tags_of(site_c)["bakery:smoke"] == "passed"
+    assert "bakery:channel" not in tags_of(site_c)
+    assert _parameter(sandbox, f"/bakery/{site}/stable") == site_b["ImageId"]
+    assert "skip_promote param is set" in trial.stdout + trial.stderr
     assert sandbox.leftovers() == NOTHING_LEFT

@@ -250,7 +250,7 @@ def test_weekly_bake_runs_under_the_celery_executor_and_promotes_web_everywhere(
         airflow.wait_for_dag(BAKE_DAG_ID)
         airflow.unpause(BAKE_DAG_ID)
 
-        run = airflow.trigger(BAKE_DAG_ID, {"images": ["web"]})
+        run = airflow.trigger(BAKE_DAG_ID, {"images": ["web"], "force": True})
         run_id = run["dag_run_id"]
         run = airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
         scheduled = _seconds(run)
@@ -315,7 +315,7 @@ def test_a_worker_stopped_mid_bake_finishes_the_bake_before_it_exits(
         airflow.wait_for_worker(first)
         airflow.wait_for_dag(BAKE_DAG_ID)
         airflow.unpause(BAKE_DAG_ID)
-        conf = {"images": ["web"], "regions": ["us-east-1"]}
+        conf = {"images": ["web"], "regions": ["us-east-1"], "force": True}
         run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
         _wait_for_builder(airflow, sandbox, run_id)
 
@@ -360,7 +360,7 @@ def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
         airflow.wait_for_worker(first)
         airflow.wait_for_dag(BAKE_DAG_ID)
         airflow.unpause(BAKE_DAG_ID)
-        conf = {"images": ["web"], "regions": ["us-east-1"]}
+        conf = {"images": ["web"], "regions": ["us-east-1"], "force": True}
         run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
         builder = _wait_for_builder(airflow, sandbox, run_id)
 

@@ -54,6 +54,7 @@ REPORT_KEYS = {
     "rebake",
     "inventory",
     "rows",
+    "targets",
 }
 ROW_KEYS = {
     "image",
@@ -71,6 +72,10 @@ ROW_KEYS = {
     "source_age_days",
     "in_use_by",
     "superseded_by",
+    "smoke",
+    "promoted_at",
+    "superseded_at",
+    "dag_run_id",
 }
 
 
@@ -492,6 +497,10 @@ def test_json_report_schema(catalog: Catalog) -> None:
         "source_age_days": 5,
         "in_use_by": None,
         "superseded_by": None,
+        "smoke": None,
+        "promoted_at": None,
+        "superseded_at": None,
+        "dag_run_id": None,
     }
     assert rows["ami-2"]["status"] == "SUPERSEDED_IN_USE"
     assert rows["ami-2"]["superseded_by"] == "ami-1"

@@ -28,3 +28,13 @@ def resolve_target(
     if image.targets.aws is None:
         raise ValueError(f"{target.label}: image {target.image!r} has no aws target in the catalog")
     return TaskTarget(target=target, image=image, aws=image.targets.aws)
+
+
+def skip_if_promotion_off(context: Mapping[str, Any], label: str) -> None:
+    """A run triggered with `skip_promote` bakes and smoke-tests only: approval, promotion
+    and what follows them (distribution, prune) are skipped."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    params = context.get("params") or {}
+    if params.get("skip_promote"):
+        raise AirflowSkipException(f"{label}: the run's skip_promote param is set; not promoting")

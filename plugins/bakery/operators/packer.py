@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 
+from bakery.links import ImageConsoleLink
+
 # DAG files import this module at parse time, so the catalog's pydantic models, the AWS
 # hook (boto3) and the Packer runner are imported in the methods that use them.
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class PackerBuildOperator(BaseOperator):
     an earlier try already made instead of baking a duplicate.
     """
 
+    operator_extra_links = (ImageConsoleLink(),)
     template_fields: Sequence[str] = ("target",)
     ui_color = "#f2d6a2"
 
@@ -78,7 +81,17 @@ class PackerBuildOperator(BaseOperator):
 
         work_dir = Path(tempfile.mkdtemp(prefix=f"bakery-{bake}-"))
         try:
-            image_id = self._bake(catalog, image, aws, hook, target, bake, dag_run_id, work_dir)
+            image_id = self._bake(
+                catalog,
+                image,
+                aws,
+                hook,
+                target,
+                bake,
+                dag_run_id,
+                work_dir,
+                force=bool(context["params"].get("force", False)),
+            )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return self._result(target, bake, image_id, adopted=False)
@@ -93,6 +106,8 @@ class PackerBuildOperator(BaseOperator):
         bake: str,
         dag_run_id: str,
         work_dir: Path,
+        *,
+        force: bool,
     ) -> str:
         from bakery.bake import (
             artifact_name,
@@ -109,6 +124,8 @@ class PackerBuildOperator(BaseOperator):
         variables = image_variables(catalog, image)
         source = hook.resolve_source_image(aws.source)
         digest = template_hash(template, variables)
+        if not force:
+            self._skip_if_unchanged(hook, image, target, digest, source.image_id)
         name = artifact_name(image, started=datetime.now(UTC), bake=bake)
         self.log.info(
             "%s: baking %s from %s (%s), template hash %s, bake %s",
@@ -169,6 +186,40 @@ class PackerBuildOperator(BaseOperator):
         raise RuntimeError(
             f"{target.label}: Packer reported no image for {target.region}: {result.artifacts}"
         )
+
+    def _skip_if_unchanged(
+        self, hook: BakeryEc2Hook, image: Image, target: BakeTarget, digest: str, source_id: str
+    ) -> None:
+        """Skip this target (and its smoke test, promotion and prune) when its current
+        image already is what this bake would make; the `force` param bakes anyway."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from bakery.audit import parse_time
+        from bakery.bake import unchanged_reason
+        from bakery.constants import TAG_CHANNEL, TAG_IMAGE
+        from bakery.freshness import age_in_days
+
+        current = max(
+            hook.iter_managed_images(
+                extra_filters={TAG_IMAGE: image.name, TAG_CHANNEL: image.channel}
+            ),
+            key=lambda found: found["CreationDate"],
+            default=None,
+        )
+        if current is None:
+            return  # nothing promoted yet: bake
+        reason = unchanged_reason(
+            current_tags={tag["Key"]: tag["Value"] for tag in current.get("Tags", [])},
+            current_age_days=age_in_days(parse_time(current["CreationDate"]), datetime.now(UTC)),
+            template_digest=digest,
+            source_image_id=source_id,
+            freshness_days=image.freshness_days,
+        )
+        if reason is not None:
+            raise AirflowSkipException(
+                f"{target.label}: not baked: {current['ImageId']} is current and {reason}."
+                " Trigger with force to bake anyway."
+            )
 
     @staticmethod
     def _result(target: BakeTarget, bake: str, image_id: str, *, adopted: bool) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 
 from bakery.channels import PROMOTIONS_ALIAS, asset_uri
+from bakery.links import ImageConsoleLink
 
 # DAG files import this module at parse time, so the catalog's pydantic models and the
 # AWS hooks (boto3) are imported in execute.
@@ -27,6 +28,7 @@ class PromoteImageOperator(BaseOperator):
     no second event. The images it supersedes keep their promotion history in tags.
     """
 
+    operator_extra_links = (ImageConsoleLink(),)
     template_fields: Sequence[str] = ("bake",)
     ui_color = "#a1d99b"
 
@@ -44,11 +46,12 @@ class PromoteImageOperator(BaseOperator):
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"
             )
         from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
-        from bakery.operators._target import resolve_target
+        from bakery.operators._target import resolve_target, skip_if_promotion_off
         from bakery.promotion import point_channel
 
         found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
         target, image, aws = found.target, found.image, found.aws
+        skip_if_promotion_off(context, target.label)
         change = point_channel(
             ec2=BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region),
             ssm=BakerySsmHook(aws_conn_id=aws.connection_id, region_name=target.region),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from bakery.constants import TAG_BAKE_ID, TAG_IMAGE, TAG_MANAGED, TAG_ROLE, TAG_SMOKE
+from bakery.links import SmokeLogLink
 
 # DAG files import this module at parse time, so the catalog's pydantic models, the AWS
 # hook (boto3), the key generator (cryptography) and the trigger are imported in the
@@ -30,6 +31,7 @@ class SmokeTestOperator(BaseOperator):
     key pair are removed on pass, on fail, on timeout and when the task is killed.
     """
 
+    operator_extra_links = (SmokeLogLink(),)
     template_fields: Sequence[str] = ("bake",)
     ui_color = "#c7e9c0"
 

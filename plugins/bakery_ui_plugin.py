@@ -1,0 +1,24 @@
+"""Registers bakery in the Airflow UI: the freshness page (a FastAPI app plus a Browse
+menu entry that shows it inside the UI) and the operator extra links."""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from bakery.links import ImageConsoleLink, SmokeLogLink
+from bakery.ui.app import URL_PREFIX, create_app
+
+
+class BakeryUiPlugin(AirflowPlugin):
+    name = "bakery"
+    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Bakery freshness"}]
+    external_views = [
+        {
+            "name": "Image freshness",
+            "href": f"{URL_PREFIX}/freshness",
+            "url_route": "bakery-freshness",
+            "category": "browse",
+            "destination": "nav",
+        }
+    ]
+    operator_extra_links = [ImageConsoleLink(), SmokeLogLink()]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from airflow.utils.types import DagRunType
 
 from bakery.bake import REBAKE_MARGIN_DAYS, unchanged_reason
 
@@ -51,3 +54,22 @@ def test_an_image_that_would_go_stale_before_the_next_weekly_run_is_rebaked() ->
     assert decide(age=last_skipped + 1) is None
     # A threshold shorter than the margin re-bakes every run.
     assert decide(age=0, freshness_days=REBAKE_MARGIN_DAYS - 1) is None
+
+
+@pytest.mark.parametrize(
+    ("run_type", "force", "forced"),
+    [
+        (DagRunType.SCHEDULED, False, True),  # the weekly run picks up package patches
+        (DagRunType.MANUAL, False, False),
+        (DagRunType.MANUAL, True, True),
+        (DagRunType.ASSET_TRIGGERED, False, False),
+    ],
+)
+def test_only_the_weekly_run_or_force_bakes_an_unchanged_image(
+    run_type: DagRunType, force: bool, forced: bool
+) -> None:
+    from bakery.operators.packer import PackerBuildOperator
+
+    context = {"dag_run": SimpleNamespace(run_type=run_type), "params": {"force": force}}
+
+    assert PackerBuildOperator._forced(context) is forced  # type: ignore[arg-type]

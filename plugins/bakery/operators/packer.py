@@ -90,11 +90,20 @@ class PackerBuildOperator(BaseOperator):
                 bake,
                 dag_run_id,
                 work_dir,
-                force=bool(context["params"].get("force", False)),
+                force=self._forced(context),
             )
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
         return self._result(target, bake, image_id, adopted=False)
+
+    @staticmethod
+    def _forced(context: Context) -> bool:
+        """The weekly run always bakes: packages are patched under an unchanged template
+        and base image, and picking those patches up is the point of the schedule. Only
+        manual runs skip what has not changed, unless their `force` param is set."""
+        if context["dag_run"].run_type == "scheduled":
+            return True
+        return bool(context["params"].get("force", False))
 
     def _bake(
         self,

@@ -577,15 +577,18 @@ def _stub_listing(delay: float, active: list[int], lock: threading.Lock) -> Any:
 def test_gather_lists_locations_concurrently_and_shares_source_ages(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    active: list[int] = []
-    monkeypatch.setattr(
-        audit_module, "gather_location", _stub_listing(0.3, active, threading.Lock())
-    )
+    listing = _stub_listing(0, [], threading.Lock())
+    # Each listing returns only once all three are in flight: listed one after another,
+    # the first would wait alone and break the barrier (whatever the machine's load).
+    all_in_flight = threading.Barrier(3, timeout=30)
+
+    def together(location: Location, images: Any) -> LocationInventory:
+        all_in_flight.wait()
+        return listing(location, images)
+
+    monkeypatch.setattr(audit_module, "gather_location", together)
     locations = {Location("c", r): {"web"} for r in ("us-east-1", "eu-west-1", "us-west-2")}
-    started = time.perf_counter()
     inventory = gather(locations)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.6, f"three 0.3 s listings took {elapsed:.2f} s: not concurrent"
     assert inventory.api_calls == 6
     # eu-west-1's copy names a source only found in us-east-1: its age is still known.
     assert {r.region: r.source_created for r in inventory.records} == {

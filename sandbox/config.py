@@ -36,6 +36,9 @@ class SandboxConfig:
     moto_port: int
     apt_proxy_port: int
     regions: tuple[RegionNetwork, ...]
+    arm_port: int = 5056
+    # Azure VMs' addresses: a /24 of loopback next to the AWS regions' networks.
+    azure_vm_network: str = "127.79.2.0/24"
     forwarded_ports: tuple[int, ...] = (22, 80, 443, 8080)
     default_user: str = "admin"
     poll_interval_seconds: float = 0.2
@@ -59,6 +62,10 @@ class SandboxConfig:
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def arm_url(self) -> str:
+        return f"https://127.0.0.1:{self.arm_port}"
 
     @property
     def instances_dir(self) -> Path:
@@ -93,10 +100,14 @@ def _region_networks(octet: int) -> tuple[RegionNetwork, ...]:
 
 
 def load_config() -> SandboxConfig:
+    octet = int(os.environ.get("BAKERY_SANDBOX_NET_OCTET", "77"))
+    moto_port = int(os.environ.get("BAKERY_SANDBOX_MOTO_PORT", "5055"))
     return SandboxConfig(
         state_dir=Path(os.environ.get("BAKERY_SANDBOX_DIR", REPO_ROOT / ".sandbox")),
         rootfs_cache=Path(os.environ.get("BAKERY_SANDBOX_CACHE", "/var/cache/bakery-sandbox")),
-        moto_port=int(os.environ.get("BAKERY_SANDBOX_MOTO_PORT", "5055")),
+        moto_port=moto_port,
         apt_proxy_port=int(os.environ.get("BAKERY_SANDBOX_APT_PROXY_PORT", "3142")),
-        regions=_region_networks(int(os.environ.get("BAKERY_SANDBOX_NET_OCTET", "77"))),
+        regions=_region_networks(octet),
+        arm_port=int(os.environ.get("BAKERY_SANDBOX_ARM_PORT", str(moto_port + 1))),
+        azure_vm_network=f"127.{octet + 2}.2.0/24",
     )

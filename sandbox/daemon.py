@@ -19,6 +19,8 @@ from typing import Any
 import boto3
 
 from sandbox.aptproxy import AptProxy
+from sandbox.azure.hypervisor import StandInHypervisor
+from sandbox.azure.runtime import airflow_connection, start_arm_server
 from sandbox.config import BUILD_SUBNET_TAG, DEBIAN_OWNER_ID, SandboxConfig
 from sandbox.controller import Controller
 from sandbox.rootfs import ensure_base_rootfs
@@ -118,7 +120,7 @@ def _seed_networks(config: SandboxConfig) -> None:
         )
 
 
-def write_env_file(config: SandboxConfig) -> None:
+def write_env_file(config: SandboxConfig, azure_endpoint: dict[str, Any]) -> None:
     connection = {
         "conn_type": "aws",
         "login": SANDBOX_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -128,6 +130,8 @@ def write_env_file(config: SandboxConfig) -> None:
     lines = [
         f"export AIRFLOW_CONN_AWS_BAKERY='{json.dumps(connection)}'",
         f"export BAKERY_SANDBOX_MOTO_URL={config.moto_url}",
+        f"export AIRFLOW_CONN_AZURE_BAKERY='{airflow_connection(azure_endpoint)}'",
+        f"export BAKERY_SANDBOX_ARM_URL={config.arm_url}",
     ]
     config.env_file.write_text("\n".join(lines) + "\n")
 
@@ -182,9 +186,20 @@ def serve(config: SandboxConfig) -> None:
         base_layers={BASE_AMI_ID: (base,)},
         apt_proxy_socket=proxy_socket,
     )
+    _require_free_port(config.arm_port)
+    hypervisor = StandInHypervisor(config=config, content={}, apt_proxy_socket=proxy_socket)
+    arm, azure_endpoint = start_arm_server(
+        port=config.arm_port,
+        state_dir=config.state_dir / "azure",
+        vm_network=config.azure_vm_network,
+        listener=hypervisor,
+    )
+    # The base managed image boots the same Debian filesystem as the base AMI.
+    hypervisor.content[str(azure_endpoint["base_image"]).lower()] = (base,)
+    (config.state_dir / "azure" / "endpoint.json").write_text(json.dumps(azure_endpoint))
     try:
         _seed_networks(config)
-        write_env_file(config)
+        write_env_file(config, azure_endpoint)
         config.state_file.write_text(
             json.dumps({"pid": os.getpid(), "moto_url": config.moto_url, "base_ami": BASE_AMI_ID})
         )
@@ -192,11 +207,14 @@ def serve(config: SandboxConfig) -> None:
         while not _StopFlag.requested:
             try:
                 controller.step()
+                arm.store.settle()  # Azure operations finish on time, polled or not
             except Exception:
                 log.exception("controller step failed; retrying")
             time.sleep(config.poll_interval_seconds)
         log.info("sandbox stopping")
     finally:
+        arm.stop()
+        hypervisor.shutdown()
         controller.shutdown()
         proxy.shutdown()
         bridge.terminate()

@@ -123,12 +123,48 @@ def catalog_locations(catalog: Catalog) -> dict[Location, frozenset[str]]:
     """Every (connection, region) the catalog bakes into -> the images it bakes there."""
     images: dict[Location, set[str]] = {}
     for image in catalog.images:
-        aws = image.targets.aws
-        if aws is None:
-            continue
-        for region in aws.regions:
-            images.setdefault(Location(aws.connection_id, region), set()).add(image.name)
+        for cloud in image.targets.clouds():
+            target = getattr(image.targets, cloud.value)
+            for region in target.regions:
+                location = Location(target.connection_id, region, cloud.value)
+                images.setdefault(location, set()).add(image.name)
     return {location: frozenset(names) for location, names in sorted(images.items())}
+
+
+def gather_adapter_location(
+    location: Location, images: Iterable[str], catalog: Catalog
+) -> LocationInventory:
+    """One location of a cloud with an adapter (every cloud but AWS): per image its
+    versions, and once what uses them. Source images are not aged here (Azure sources are
+    Marketplace or managed images without bakery's dates)."""
+    from bakery.catalog import Cloud
+    from bakery.clouds.registry import adapter_for
+
+    started = time.perf_counter()
+    calls: Counter[str] = Counter()
+    records: list[ImageRecord] = []
+    in_use: dict[str, str] | None = None
+    for name in sorted(images):
+        adapter = adapter_for(
+            catalog.image(name), Cloud(location.cloud), location.region,
+            catalog_dir=catalog.include_dir,
+        )  # fmt: skip
+        found = adapter.list_managed_images()
+        calls["list_managed_images"] += 1
+        if found and in_use is None:
+            in_use = adapter.images_in_use()
+            calls["images_in_use"] += 1
+        for item in found:
+            # The same record an AWS image gives, from the adapter's tags.
+            described = {
+                "ImageId": item.image_id,
+                "Name": item.name,
+                "CreationDate": item.created.isoformat(),
+                "Tags": [{"Key": key, "Value": value} for key, value in item.tags.items()],
+            }
+            record = _record(described, name, location)
+            records.append(replace(record, in_use_by=(in_use or {}).get(item.image_id)))
+    return LocationInventory(location, records, {}, calls, time.perf_counter() - started)
 
 
 def parse_time(value: str) -> datetime:
@@ -194,7 +230,10 @@ def gather_location(location: Location, images: Iterable[str]) -> LocationInvent
 
 
 def gather(
-    locations: Mapping[Location, Iterable[str]], *, max_workers: int = MAX_GATHER_WORKERS
+    locations: Mapping[Location, Iterable[str]],
+    *,
+    max_workers: int = MAX_GATHER_WORKERS,
+    catalog: Catalog | None = None,
 ) -> Inventory:
     """List every location concurrently, one thread each up to `max_workers`."""
     started = time.perf_counter()
@@ -209,6 +248,8 @@ def gather(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bakery-audit") as pool:
         futures = {
             location: pool.submit(gather_location, location, images)
+            if location.cloud == "aws"
+            else pool.submit(gather_adapter_location, location, images, _need(catalog))
             for location, images in locations.items()
         }
         for location, future in futures.items():
@@ -228,8 +269,15 @@ def gather(
     return Inventory(records, listed, time.perf_counter() - started)
 
 
+def _need(catalog: Catalog | None) -> Catalog:
+    if catalog is None:
+        raise ValueError("listing a non-AWS location needs the catalog")
+    return catalog
+
+
 def gather_aws(catalog: Catalog, *, max_workers: int = MAX_GATHER_WORKERS) -> Inventory:
-    return gather(catalog_locations(catalog), max_workers=max_workers)
+    """Every cloud's locations (the name predates the other clouds)."""
+    return gather(catalog_locations(catalog), max_workers=max_workers, catalog=catalog)
 
 
 @dataclass(frozen=True)

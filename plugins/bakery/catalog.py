@@ -28,6 +28,8 @@ from bakery.constants import catalog_path
 
 IMAGE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 AWS_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+AZURE_LOCATION_PATTERN = r"^[a-z][a-z0-9]{2,39}$"
+AZURE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$"
 VARIABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 DEFAULT_CLEANUP_SCRIPT = "scripts/cleanup.sh"
@@ -45,6 +47,7 @@ def _at_least_one(items: tuple[Any, ...]) -> tuple[Any, ...]:
 
 class Cloud(StrEnum):
     AWS = "aws"
+    AZURE = "azure"
 
 
 class CatalogError(ValueError):
@@ -190,8 +193,83 @@ class AwsTarget(_Model):
         return self
 
 
+class AzureSourceImage(_Model):
+    """The base image: a managed image's resource id, or a Marketplace image."""
+
+    image_id: str | None = Field(
+        default=None,
+        pattern=r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/images/[^/]+$",
+    )
+    publisher: str | None = None
+    offer: str | None = None
+    sku: str | None = None
+    version: str = "latest"
+
+    @model_validator(mode="after")
+    def _id_or_marketplace(self) -> AzureSourceImage:
+        marketplace = (self.publisher, self.offer, self.sku)
+        if (self.image_id is None) == (None in marketplace):
+            raise ValueError("set either image_id, or publisher, offer and sku (not both)")
+        return self
+
+
+class AzureTarget(_Model):
+    """Where and how an image is baked on Azure: Compute Gallery image versions (each with
+    the managed image Packer makes) in `locations`, replicated to `replica_regions`."""
+
+    locations: Annotated[
+        tuple[Annotated[str, Field(pattern=AZURE_LOCATION_PATTERN)], ...],
+        AfterValidator(_at_least_one),
+    ]
+    source: AzureSourceImage
+    connection_id: str = "azure_bakery"
+    # Empty: the connection's subscription.
+    subscription_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F-]{36}$")
+    resource_group: str = Field(pattern=r"^[-\w._()]{1,90}$")
+    gallery: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._]{0,79}$")
+    # Empty: the catalog image's name.
+    image_definition: str | None = Field(default=None, pattern=AZURE_NAME_PATTERN)
+    template: str = "packer/azure-linux.pkr.hcl"
+    replica_regions: tuple[Annotated[str, Field(pattern=AZURE_LOCATION_PATTERN)], ...] = ()
+    replica_count: int = Field(default=1, ge=1, le=100)
+    vm_size: str = "Standard_B1s"
+    ssh_username: str = "azureuser"
+    ssh_interface: Literal["private_ip", "public_ip"] = "private_ip"
+    # The subnet smoke-test VMs (and Packer's builder VM) join.
+    subnet_id: str = Field(pattern=r"^/subscriptions/.+/subnets/[^/]+$")
+    # latest: the promoted version is the gallery's latest (the others are excluded from
+    # latest); tag: only the bakery:channel tag moves, for consumers that resolve by tag.
+    promotion: Literal["latest", "tag"] = "latest"
+    # Superseded versions get an end-of-life date this many days after they are replaced.
+    end_of_life_days: int = Field(default=30, ge=0)
+    # packer: bake with Packer's azure-arm builder. register-source: publish the source
+    # managed image unchanged as a new version, without Packer or the provisioning script
+    # (for the sandbox, whose ARM server Packer 1.6.6 cannot reach).
+    bake: Literal["packer", "register-source"] = "packer"
+
+    @model_validator(mode="after")
+    def _register_needs_a_managed_source(self) -> AzureTarget:
+        if self.bake == "register-source" and self.source.image_id is None:
+            raise ValueError("bake: register-source needs source.image_id (a managed image)")
+        return self
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The fan-out's regions are Azure locations."""
+        return self.locations
+
+    @field_validator("locations")
+    @classmethod
+    def _unique_locations(cls, locations: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({r for r in locations if locations.count(r) > 1})
+        if duplicates:
+            raise ValueError(f"locations listed twice: {', '.join(duplicates)}")
+        return locations
+
+
 class Targets(_Model):
     aws: AwsTarget | None = None
+    azure: AzureTarget | None = None
 
     def clouds(self) -> tuple[Cloud, ...]:
         return tuple(cloud for cloud in Cloud if getattr(self, cloud.value) is not None)
@@ -241,7 +319,7 @@ class Image(_Model):
     @classmethod
     def _has_a_target(cls, targets: Targets) -> Targets:
         if not targets.clouds():
-            raise ValueError("targets must name at least one cloud (aws)")
+            raise ValueError("targets must name at least one cloud (aws, azure)")
         return targets
 
 
@@ -297,6 +375,7 @@ class Catalog(_Model):
             "template": image.template,
             "cleanup_script": image.cleanup_script,
             "smoke.user_data": image.smoke.user_data,
+            "targets.azure.template": image.targets.azure.template if image.targets.azure else None,
         }
         return {field: self.include_dir / name for field, name in fields.items() if name}
 

@@ -19,6 +19,9 @@ TAG_PROMOTED_AT = f"{TAG_PREFIX}promoted-at"
 TAG_SUPERSEDED_AT = f"{TAG_PREFIX}superseded-at"
 TAG_ROLLED_BACK_AT = f"{TAG_PREFIX}rolled-back-at"
 TAG_COPIED_FROM = f"{TAG_PREFIX}copied-from"
+# Azure: a gallery version lives in the gallery's region; this names the catalog location
+# it was baked for.
+TAG_LOCATION = f"{TAG_PREFIX}location"
 
 BAKE_DAG_ID = "golden_image_bake"
 AUDIT_DAG_ID = "golden_image_audit"

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bakery.catalog import AwsTarget, BakeTarget, Image, load_catalog
+from bakery.catalog import AwsTarget, BakeTarget, Catalog, Cloud, Image, load_catalog
+
+if TYPE_CHECKING:
+    from bakery.clouds.base import CloudAdapter
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,39 @@ def skip_if_promotion_off(context: Mapping[str, Any], label: str) -> None:
     params = context.get("params") or {}
     if params.get("skip_promote"):
         raise AirflowSkipException(f"{label}: the run's skip_promote param is set; not promoting")
+
+
+@dataclass(frozen=True)
+class CloudTaskTarget:
+    """A catalog entry for the cloud-adapter path (any cloud but AWS)."""
+
+    target: BakeTarget
+    image: Image
+    catalog: Catalog
+
+    @property
+    def is_aws(self) -> bool:
+        return self.target.cloud is Cloud.AWS
+
+    def adapter(self) -> CloudAdapter:
+        from bakery.clouds.registry import adapter_for
+
+        return adapter_for(
+            self.image, self.target.cloud, self.target.region, catalog_dir=self.catalog.include_dir
+        )
+
+
+def resolve_cloud_target(
+    fields: Mapping[str, Any], *, catalog_path: str | None, context: MutableMapping[str, Any]
+) -> CloudTaskTarget:
+    """Like resolve_target, for any cloud."""
+    target = BakeTarget.model_validate({key: fields[key] for key in ("image", "cloud", "region")})
+    context["bake_label"] = target.label
+    catalog = load_catalog(Path(catalog_path) if catalog_path else None)
+    image = catalog.image(target.image)
+    if getattr(image.targets, target.cloud.value) is None:
+        raise ValueError(
+            f"{target.label}: image {target.image!r} has no {target.cloud.value} target"
+            " in the catalog"
+        )
+    return CloudTaskTarget(target=target, image=image, catalog=catalog)

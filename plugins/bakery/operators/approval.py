@@ -29,9 +29,9 @@ class PromotionApprovalOperator(ApprovalOperator):
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> Any:
-        from bakery.operators._target import resolve_target, skip_if_promotion_off
+        from bakery.operators._target import resolve_cloud_target, skip_if_promotion_off
 
-        found = resolve_target(self.bake, catalog_path=self.catalog_path, context=context)
+        found = resolve_cloud_target(self.bake, catalog_path=self.catalog_path, context=context)
         label, image = found.target.label, found.image
         skip_if_promotion_off(context, label)
         if not image.approval_required:

@@ -53,6 +53,12 @@ class DistributeImageOperator(BaseOperator):
         from bakery.hooks.aws import BakeryEc2Hook, copy_image_to
         from bakery.triggers.images import ImagesAvailableTrigger
 
+        if self.bake.get("cloud", "aws") != "aws":
+            # Azure gallery versions replicate to the catalog's replica_regions themselves.
+            label = "/".join(self.bake.get(key, "?") for key in ("image", "cloud", "region"))
+            context["bake_label"] = label  # type: ignore[typeddict-unknown-key]
+            self.log.info("%s replicates through its cloud; nothing to copy", self.bake["cloud"])
+            return {**self.bake, "copies": {}}
         aws, _ = self._aws(context)
         if not aws.copy_to_regions:
             self.log.info("no copy_to_regions in the catalog; nothing to distribute")

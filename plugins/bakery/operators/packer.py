@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from bakery.links import ImageConsoleLink
+from bakery.operators._cloud import CloudOperationsMixin
 
 # DAG files import this module at parse time, so the catalog's pydantic models, the AWS
 # hook (boto3) and the Packer runner are imported in the methods that use them.
@@ -27,7 +28,7 @@ INHERITED_ENV = ("PATH", "HOME", "TMPDIR", "LANG", "SSL_CERT_FILE", "HTTPS_PROXY
 SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-class PackerBuildOperator(BaseOperator):
+class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
     """Run `packer build` for one catalog image in one cloud and region.
 
     Returns the new image's id and bake id. A retry of the same DAG run adopts the image
@@ -61,10 +62,10 @@ class PackerBuildOperator(BaseOperator):
         context["bake_label"] = target.label  # type: ignore[typeddict-unknown-key]
         catalog = load_catalog(Path(self.catalog_path) if self.catalog_path else None)
         image = catalog.image(target.image)
-        if target.cloud is not Cloud.AWS:
-            raise ValueError(f"{target.label}: no bake adapter for cloud {target.cloud}")
         dag_run_id = context["run_id"]
         bake = bake_id(dag_id=self.dag_id, run_id=dag_run_id, target=target)
+        if target.cloud is not Cloud.AWS:
+            return self._execute_adapter(catalog, image, target, bake, dag_run_id)
         aws = image.targets.aws
         assert aws is not None  # guaranteed by BakeTarget coming from this catalog
         hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
@@ -229,6 +230,120 @@ class PackerBuildOperator(BaseOperator):
                 f"{target.label}: not baked: {current['ImageId']} is current and {reason}."
                 " Trigger with force to bake anyway."
             )
+
+    def _execute_adapter(
+        self, catalog: Catalog, image: Image, target: BakeTarget, bake: str, dag_run_id: str
+    ) -> dict[str, str]:
+        """Every cloud but AWS: through its adapter (bakery.clouds)."""
+        from bakery.bake import artifact_name, bake_tags, image_variables, template_hash
+        from bakery.clouds.registry import adapter_for
+        from bakery.operators._target import CloudTaskTarget
+
+        adapter: Any = adapter_for(
+            image, target.cloud, target.region, catalog_dir=catalog.include_dir
+        )
+        adopted = adapter.find_baked_image(bake)
+        if adopted is not None:
+            self.log.info("%s: adopting %s made by an earlier try", target.label, adopted.image_id)
+            return self._result(target, bake, adopted.image_id, adopted=True)
+        cloud_target = getattr(image.targets, target.cloud.value)
+        name = artifact_name(image, started=datetime.now(UTC), bake=bake)
+        template = catalog.include_dir / cloud_target.template
+        source = cloud_target.source.image_id or "/".join(
+            filter(None, (cloud_target.source.publisher, cloud_target.source.offer,
+                          cloud_target.source.sku))
+        )  # fmt: skip
+        tags = bake_tags(
+            image=image,
+            bake=bake,
+            source_image_id=source,
+            template_digest=template_hash(template, image_variables(catalog, image)),
+            dag_run_id=dag_run_id,
+        )
+        if getattr(cloud_target, "bake", "packer") == "register-source":
+            return self._register_source(adapter, catalog, image, target, bake, name, tags)
+        work_dir = Path(tempfile.mkdtemp(prefix=f"bakery-{bake}-"))
+        try:
+            inputs = adapter.packer_inputs(
+                image=image,
+                location=target.region,
+                bake_id=bake,
+                artifact_name=name,
+                tags=tags,
+                work_dir=work_dir,
+            )
+            artifact = self._run_packer(inputs, image, target, work_dir)
+            # Packer's artifact may not be what bakery tracks (Azure: the managed image,
+            # where bakery tracks the gallery version published from it).
+            published = getattr(adapter, "published_image_id", None)
+            image_id = published(inputs.variables, artifact) if published else artifact
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        found = CloudTaskTarget(target=target, image=image, catalog=catalog)
+        return self.wait_for_operations(
+            adapter, found, self._result(target, bake, image_id, adopted=False)
+        )
+
+    def _register_source(
+        self,
+        adapter: Any,
+        catalog: Catalog,
+        image: Image,
+        target: BakeTarget,
+        bake: str,
+        name: str,
+        tags: dict[str, str],
+    ) -> dict[str, str]:
+        """The catalog's `bake: register-source`: publish the source image unchanged as a
+        new version, without Packer. For the sandbox, whose ARM server Packer 1.6.6 cannot
+        reach; the provisioning script does NOT run."""
+        from bakery.clouds.azure_gallery import version_name
+        from bakery.operators._target import CloudTaskTarget
+
+        cloud_target = getattr(image.targets, target.cloud.value)
+        version = version_name(datetime.now(UTC), adapter.version_names())
+        self.log.warning(
+            "%s: NOT running Packer: the catalog sets bake: register-source, so %s is"
+            " published unchanged as version %s (the provisioning script does not run)",
+            target.label,
+            cloud_target.source.image_id,
+            version,
+        )
+        image_id = adapter.register_version(
+            source_image_id=cloud_target.source.image_id,
+            version=version,
+            tags={**tags, "Name": name},
+        )
+        found = CloudTaskTarget(target=target, image=image, catalog=catalog)
+        return self.wait_for_operations(
+            adapter, found, self._result(target, bake, image_id, adopted=False)
+        )
+
+    def _run_packer(self, inputs: Any, image: Image, target: BakeTarget, work_dir: Path) -> str:
+        from bakery.bake import write_var_file
+        from bakery.packer import PackerRunner
+        from bakery.secret_inputs import packer_secret_environment, resolve_secret_inputs
+
+        var_file = write_var_file(work_dir / "bake.pkrvars.json", inputs.variables)
+        secret_inputs = resolve_secret_inputs(image.secrets)
+        env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+        env.setdefault("HOME", str(work_dir))
+        self._runner = PackerRunner(
+            packer_binary=self.packer_binary,
+            working_dir=work_dir,
+            env={**env, **inputs.env, **packer_secret_environment(secret_inputs)},
+            timeout_seconds=image.build_timeout_minutes * 60,
+            logger=self.log,
+            secrets=[*inputs.secrets, *secret_inputs.values()],
+        )
+        self._runner.validate(inputs.template, var_file=var_file)
+        result = self._runner.build(
+            inputs.template, var_file=var_file, manifest_path=work_dir / "manifest.json"
+        )
+        if not result.artifacts:
+            raise RuntimeError(f"{target.label}: Packer reported no image")
+        self.log.info("%s: Packer made %s", target.label, result.artifacts[0].image_id)
+        return result.artifacts[0].image_id
 
     @staticmethod
     def _result(target: BakeTarget, bake: str, image_id: str, *, adopted: bool) -> dict[str, str]:

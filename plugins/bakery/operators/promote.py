@@ -10,6 +10,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator, Context
 
 from bakery.channels import PROMOTIONS_ALIAS, asset_uri
 from bakery.links import ImageConsoleLink
+from bakery.operators._cloud import CloudOperationsMixin
 
 # DAG files import this module at parse time, so the catalog's pydantic models and the
 # AWS hooks (boto3) are imported in execute.
@@ -21,7 +22,7 @@ class NotSmokeTestedError(RuntimeError):
     """Promotion was asked for an image without a passed smoke test."""
 
 
-class PromoteImageOperator(BaseOperator):
+class PromoteImageOperator(CloudOperationsMixin, BaseOperator):
     """Tag the image current for its channel, publish it in SSM, emit an Asset event.
 
     Idempotent: promoting the image that is already current changes nothing and emits
@@ -45,6 +46,8 @@ class PromoteImageOperator(BaseOperator):
             raise NotSmokeTestedError(
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"
             )
+        if self.bake.get("cloud", "aws") != "aws":
+            return self._execute_adapter(context)
         from bakery.hooks.aws import BakeryEc2Hook, BakerySsmHook
         from bakery.operators._target import resolve_target, skip_if_promotion_off
         from bakery.promotion import point_channel
@@ -89,3 +92,37 @@ class PromoteImageOperator(BaseOperator):
             change.parameter_version,
         )
         return {**result, "promoted": "true"}
+
+    def _execute_adapter(self, context: Context) -> dict[str, str]:
+        """Every cloud but AWS: the adapter moves the channel (Azure: tags, the gallery's
+        latest, end-of-life dates of superseded versions, replication)."""
+        from bakery.constants import TAG_CHANNEL
+        from bakery.operators._target import resolve_cloud_target, skip_if_promotion_off
+
+        found = resolve_cloud_target(self.bake, catalog_path=self.catalog_path, context=context)
+        target, channel, image_id = found.target, found.image.channel, self.bake["image_id"]
+        skip_if_promotion_off(context, target.label)
+        adapter = found.adapter()
+        current = [
+            item.image_id
+            for item in adapter.list_managed_images()
+            if item.tags.get(TAG_CHANNEL) == channel
+        ]
+        adapter.promote(image_id, channel)
+        result = {**self.bake, "channel": channel, "parameter": ""}
+        if current == [image_id]:
+            self.log.info("%s: %s is already current for %s", target.label, image_id, channel)
+            return self.wait_for_operations(adapter, found, {**result, "promoted": "already"})
+        for previous in current:
+            self.log.info("%s: %s superseded", target.label, previous)
+        context["outlet_events"][PROMOTIONS].add(
+            Asset(asset_uri(target.cloud.value, target.image)),
+            extra={
+                "image_id": image_id,
+                "region": target.region,
+                "channel": channel,
+                "bake_id": self.bake["bake_id"],
+            },
+        )
+        self.log.info("%s: promoted %s to %s", target.label, image_id, channel)
+        return self.wait_for_operations(adapter, found, {**result, "promoted": "true"})

@@ -47,5 +47,34 @@ class ReapOrphansOperator(BaseOperator):
                     "%s: removed orphan %s (older than %s)", region, resource, self.max_age
                 )
             removed += reaped
+        removed += self._reap_adapter_clouds(older_than)
         self.log.info("reaped %d orphan(s)", len(removed))
+        return removed
+
+    def _reap_adapter_clouds(self, older_than: datetime) -> list[str]:
+        """Clouds behind an adapter (Azure): each catalog image's smoke VMs, per location.
+        The catalog is read here, at run time, never when the DAG file is parsed."""
+        from bakery.catalog import load_catalog
+        from bakery.clouds.registry import adapter_for
+
+        catalog = load_catalog()
+        removed: list[str] = []
+        for image in catalog.images:
+            for cloud in image.targets.clouds():
+                if cloud.value == "aws":
+                    continue
+                for location in getattr(image.targets, cloud.value).regions:
+                    adapter: Any = adapter_for(
+                        image, cloud, location, catalog_dir=catalog.include_dir
+                    )
+                    reaper = getattr(adapter, "reap_orphans", None)
+                    for resource in reaper(older_than=older_than) if reaper else []:
+                        self.log.warning(
+                            "%s/%s: removed orphan %s (older than %s)",
+                            cloud.value,
+                            location,
+                            resource,
+                            self.max_age,
+                        )
+                        removed.append(resource)
         return removed

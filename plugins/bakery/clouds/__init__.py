@@ -1,0 +1,1 @@
+"""One adapter per cloud behind the CloudAdapter interface (see base.py)."""

@@ -11,9 +11,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from bakery.clouds.registry import adapter_from_catalog
-from bakery.smoke.checks import CheckResult
-from bakery.smoke.hygiene import HygieneInput, parse_findings, scan_script, verdict
-from bakery.smoke.transport import Endpoint, SshTransport, ssh_banner
+from bakery.smoke.transport import Endpoint, ssh_banner
 from bakery.triggers.smoke import SmokeTestTrigger
 
 
@@ -179,14 +177,10 @@ class CloudSmokeTestTrigger(SmokeTestTrigger):
             await asyncio.sleep(self.poll_interval)
         return None, 0, None
 
-    async def _scan_hygiene(self, transport: SshTransport, launched_at: int) -> CheckResult:
-        # As SmokeTestTrigger's, with the id cloud-init records (Azure: the VM's vmId,
-        # not its resource id).
-        assert self.hygiene is not None
-        scan = HygieneInput.from_dict(self.hygiene)
-        script = scan_script(scan, instance_id=self._cloud_init_id, launched_at=launched_at)
-        output = await transport.run_script_as_root(script)
-        return verdict(parse_findings(output.output), exit_code=output.exit_code)
+    @property
+    def cloud_init_id(self) -> str:
+        # Azure: the VM's vmId, not its resource id (read while waiting for the boot).
+        return self._cloud_init_id
 
     async def on_kill(self) -> None:
         self.log.info("smoke task killed: deleting %s", self.instance_id)

@@ -189,10 +189,15 @@ class SmokeTestTrigger(BaseTrigger):
         finally:
             Path(key_path).unlink(missing_ok=True)
 
+    @property
+    def cloud_init_id(self) -> str:
+        """The instance id cloud-init records (EC2: the instance id)."""
+        return self.instance_id
+
     async def _scan_hygiene(self, transport: SshTransport, launched_at: int) -> CheckResult:
         assert self.hygiene is not None
         scan = HygieneInput.from_dict(self.hygiene)
-        script = scan_script(scan, instance_id=self.instance_id, launched_at=launched_at)
+        script = scan_script(scan, instance_id=self.cloud_init_id, launched_at=launched_at)
         output = await transport.run_script_as_root(script, timeout=SCAN_TIMEOUT_SECONDS)
         return hygiene_verdict(parse_findings(output.output), exit_code=output.exit_code)
 

@@ -15,6 +15,9 @@ each image x cloud x region (map index `web/aws/us-east-1`) a mapped group runs:
 6. **prune**: old versions go by the retention policy; never the current, in-use,
    young or newest promoted ones.
 
+**send_digest** ends every run with one message: baked, promoted, failed, pruned. A
+failed task alerts its image's channels once its retries are spent.
+
 One image's failure never blocks another's. `reap_orphans` first terminates builder and
 smoke instances (and their key pairs) that outlived their maximum age.
 
@@ -32,10 +35,13 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task, task_group
 
+from bakery.alerts.deadlines import bake_deadline
+from bakery.alerts.notifier import BakeryFailureNotifier
 from bakery.catalog_summary import load_catalog_summary
 from bakery.constants import BAKE_DAG_ID
 from bakery.operators.approval import PromotionApprovalOperator
@@ -65,7 +71,11 @@ CLOUDS = ["aws", "azure"]
     max_active_runs=1,
     doc_md=__doc__,
     tags=["bakery", "golden-images", "packer"],
+    # Alerts: one per failed task once its retries are spent; a run whose images are not
+    # all promoted within BAKERY_BAKE_DEADLINE_MINUTES of its start alerts too.
+    deadline=bake_deadline(),
     default_args={
+        "on_failure_callback": [BakeryFailureNotifier()],
         "owner": "platform-team",
         "retries": int(os.environ.get("BAKERY_TASK_RETRIES", "2")),
         "retry_delay": timedelta(minutes=5),
@@ -159,10 +169,17 @@ def golden_image_bake() -> None:
         pruned = PruneImagesOperator(task_id="prune", target=target, **label)
         approved >> promoted >> [distributed, pruned]
 
+    @task(trigger_rule="all_done", multiple_outputs=False)
+    def send_digest(**context: Any) -> dict[str, Any]:
+        """One message to the default alert channel: baked, promoted, failed, pruned."""
+        from bakery.alerts.digest import send_bake_digest
+
+        return send_bake_digest(context)
+
     reaped = ReapOrphansOperator(task_id="reap_orphans", catalog_regions=CATALOG_LOCATIONS)
     targets = select_targets()
     reaped >> targets
-    image_lifecycle.expand(target=targets)
+    image_lifecycle.expand(target=targets) >> send_digest()
 
 
 golden_image_bake()

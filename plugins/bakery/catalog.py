@@ -35,6 +35,8 @@ ENV_NAME_PATTERN = r"^[A-Z_][A-Z0-9_]*$"
 DEFAULT_CLEANUP_SCRIPT = "scripts/cleanup.sh"
 # Per-instance identity that first boot writes: never a finding, whatever the image.
 DEFAULT_HYGIENE_ALLOW = ("/etc/ssh/ssh_host_*_key",)
+# Airflow connection ids: what `airflow connections add` accepts without quoting.
+CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
 
 
 def _at_least_one(items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -65,6 +67,15 @@ class RetentionPolicy(_Model):
     keep_promoted: int = Field(default=3, ge=1)
     keep_younger_than_days: int = Field(default=7, ge=0)
     failed_grace_days: int = Field(default=2, ge=0)
+
+
+class AlertPolicy(_Model):
+    """Who hears about this image's failures, and when its failures count as broken."""
+
+    # Airflow connection ids (SMTP, webhook or AWS SNS); empty sends to the default channel.
+    channels: tuple[Annotated[str, Field(pattern=CONNECTION_ID_PATTERN)], ...] = ()
+    # Failed on this many consecutive bake runs: reported broken rather than failing again.
+    broken_after_failures: int = Field(default=3, ge=1)
 
 
 class HttpCheck(_Model):
@@ -306,6 +317,7 @@ class Image(_Model):
         if twice:
             raise ValueError(f"secret env names listed twice: {', '.join(twice)}")
         return secrets
+    alerts: AlertPolicy = AlertPolicy()
 
     @field_validator("variables")
     @classmethod

@@ -1,0 +1,98 @@
+"""The bake's failure callback: one alert per failed task, sent when retries are spent.
+
+Airflow calls `on_failure_callback` only when a task ends FAILED (retries exhausted);
+a try that will be retried calls `on_retry_callback` instead, which bakery leaves unset.
+So each failed task sends exactly one alert, whatever its retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+from bakery.alerts.messages import FailedTask, failure_alert, first_error_line, step_name
+from bakery.alerts.routing import broken_thresholds, image_channels
+from bakery.alerts.streaks import load_streaks
+
+
+class BakeryFailureNotifier(BaseNotifier):
+    """Alerts the image's channels (or the default channel) about a failed task: image,
+    cloud, region, step, first error line, try number, log link, and whether the image is
+    now broken (failed on its catalog's `alerts.broken_after_failures` runs in a row)."""
+
+    def notify(self, context: Mapping[str, Any]) -> None:
+        # Imported here: smtplib, httpx and boto3 cost every parse of the DAG file.
+        from bakery.alerts.channels import send
+
+        failed = failed_task(context)
+        if failed.image is not None:
+            thresholds, default = broken_thresholds()
+            streak = load_streaks().get(failed.label)
+            failed = replace(
+                failed,
+                consecutive_failures=streak.count_with(failed.run_id) if streak else 1,
+                broken_after=thresholds.get(failed.image, default),
+            )
+        alert = failure_alert(failed)
+        results = send(alert, image_channels(failed.image), secrets=_task_secrets(context))
+        self.log.info("failure alert for %s: %s", failed.label, results)
+
+
+def _unit_fields(context: Mapping[str, Any]) -> dict[str, str] | None:
+    """image/cloud/region of a lifecycle task: its `target` or `bake` argument, else its
+    readable map index (`web/aws/us-east-1`)."""
+    task = context.get("task")
+    for name in ("target", "bake"):
+        fields = getattr(task, name, None)
+        if isinstance(fields, Mapping) and {"image", "cloud", "region"} <= fields.keys():
+            return {key: str(fields[key]) for key in ("image", "cloud", "region")}
+    label = getattr(context.get("ti"), "rendered_map_index", None)
+    if isinstance(label, str) and label.count("/") == 2:
+        image, cloud, region = label.split("/")
+        return {"image": image, "cloud": cloud, "region": region}
+    return None
+
+
+def failed_task(context: Mapping[str, Any]) -> FailedTask:
+    ti = context.get("ti")
+    error = context.get("exception")
+    unit = _unit_fields(context) or {}
+    try:
+        log_url = ti.log_url if ti is not None else None
+    except Exception:  # a context built outside a task process may lack its parts
+        log_url = None
+    dag_run = context.get("dag_run")
+    return FailedTask(
+        image=unit.get("image"),
+        cloud=unit.get("cloud"),
+        region=unit.get("region"),
+        step=step_name(getattr(ti, "task_id", "?"), error),
+        error=first_error_line(error),
+        try_number=getattr(ti, "try_number", None),
+        log_url=log_url,
+        dag_id=getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", "?"),
+        run_id=getattr(ti, "run_id", None) or context.get("run_id") or "?",
+    )
+
+
+def _task_secrets(context: Mapping[str, Any]) -> list[str]:
+    """The image's cloud credentials: an error message may quote them."""
+    unit = _unit_fields(context)
+    if unit is None:
+        return []
+    try:
+        from airflow.sdk import Connection
+
+        from bakery.catalog import load_catalog
+
+        aws = load_catalog().image(unit["image"]).targets.aws
+        if aws is None:
+            return []
+        connection = Connection.get(aws.connection_id)
+    except Exception:
+        return []
+    extra = connection.extra_dejson or {}
+    return [s for s in (connection.password, extra.get("aws_secret_access_key")) if s]

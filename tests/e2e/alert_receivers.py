@@ -8,7 +8,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
@@ -37,7 +37,9 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_sink(login: str = "bakery", password: str = "smtp-secret") -> Iterator[SmtpSink]:
+def smtp_sink(
+    login: str = "bakery", password: str = "smtp-secret"
+) -> Generator[SmtpSink, None, None]:
     """An SMTP server that requires AUTH LOGIN/PLAIN with `login`/`password` (over plain
     TCP, as a relay on localhost would) and keeps every message it accepts."""
     from aiosmtpd.controller import Controller
@@ -94,7 +96,7 @@ class WebhookReceiver:
 
 
 @contextmanager
-def webhook_receiver() -> Iterator[WebhookReceiver]:
+def webhook_receiver() -> Generator[WebhookReceiver, None, None]:
     """Accepts JSON POSTs on any path, like Slack's or Teams' incoming webhooks."""
     receiver = WebhookReceiver(port=free_port())
 
@@ -121,7 +123,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 
 @contextmanager
-def black_hole() -> Iterator[int]:
+def black_hole() -> Generator[int, None, None]:
     """A port that accepts TCP connections (the kernel completes the handshake) and
     never sends a byte: an endpoint that hangs rather than refuses."""
     with socket.socket() as sock:

@@ -98,9 +98,7 @@ def test_sns_channel_publishes_to_the_topic(env: pytest.MonkeyPatch, tmp_path: P
         topic = sns.create_topic(Name="bakery-alerts")["TopicArn"]
         queue = sqs.create_queue(QueueName="oncall")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
-        sns.subscribe(
-            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
-        )
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
         set_connection(
             env,
             "oncall_sns",

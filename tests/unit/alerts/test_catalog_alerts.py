@@ -7,19 +7,20 @@ from pathlib import Path
 import pytest
 
 from bakery.catalog import CatalogError, load_catalog
-from tests.unit.test_catalog import image_entry, template, write_catalog  # noqa: F401
+from tests.unit.test_catalog import image_entry, write_catalog
+from tests.unit.test_catalog import template as template  # the fixture
 
 
-def test_alerts_default_to_the_default_channel_and_three_failures(
-    tmp_path: Path, template: Path
-) -> None:
+@pytest.mark.usefixtures("template")
+def test_alerts_default_to_the_default_channel_and_three_failures(tmp_path: Path) -> None:
     catalog = load_catalog(write_catalog(tmp_path, {"images": [image_entry()]}))
     alerts = catalog.image("web").alerts
     assert alerts.channels == ()
     assert alerts.broken_after_failures == 3
 
 
-def test_alerts_from_defaults_and_per_image(tmp_path: Path, template: Path) -> None:
+@pytest.mark.usefixtures("template")
+def test_alerts_from_defaults_and_per_image(tmp_path: Path) -> None:
     document = {
         "defaults": {"alerts": {"broken_after_failures": 2}},
         "images": [
@@ -41,8 +42,9 @@ def test_alerts_from_defaults_and_per_image(tmp_path: Path, template: Path) -> N
         ({"chanels": ["x"]}, "field 'alerts.chanels': Extra inputs are not permitted"),
     ],
 )
+@pytest.mark.usefixtures("template")
 def test_bad_alerts_name_the_file_image_and_field(
-    tmp_path: Path, template: Path, alerts: dict, message: str
+    tmp_path: Path, alerts: dict, message: str
 ) -> None:
     path = write_catalog(tmp_path, {"images": [image_entry(alerts=alerts)]})
     with pytest.raises(CatalogError) as raised:

@@ -28,7 +28,8 @@ def test_secret_shapes_are_masked(text: str, leaked: str) -> None:
 
 
 def test_known_secret_values_are_masked_wherever_they_appear() -> None:
-    masked = redact("the provisioner echoed s3cret-Value-42 twice: s3cret-Value-42", ["s3cret-Value-42"])
+    secret = "s3cret-Value-42"
+    masked = redact(f"the provisioner echoed {secret} twice: {secret}", [secret])
     assert masked == "the provisioner echoed *** twice: ***"
 
 

@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task, task_group
+from airflow.sdk import Param, dag, task, task_group, teardown
 
 from bakery.alerts.deadlines import bake_deadline
 from bakery.alerts.notifier import BakeryFailureNotifier
@@ -169,7 +169,10 @@ def golden_image_bake() -> None:
         pruned = PruneImagesOperator(task_id="prune", target=target, **label)
         approved >> promoted >> [distributed, pruned]
 
-    @task(trigger_rule="all_done", multiple_outputs=False)
+    # A teardown: it runs whatever happened upstream, and the run's state stays what the
+    # images' tasks made it (a run with a failed bake still ends failed).
+    @teardown
+    @task(multiple_outputs=False)
     def send_digest(**context: Any) -> dict[str, Any]:
         """One message to the default alert channel: baked, promoted, failed, pruned."""
         from bakery.alerts.digest import send_bake_digest

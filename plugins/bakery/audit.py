@@ -280,6 +280,43 @@ def gather_aws(catalog: Catalog, *, max_workers: int = MAX_GATHER_WORKERS) -> In
     return gather(catalog_locations(catalog), max_workers=max_workers, catalog=catalog)
 
 
+def broken_targets(catalog: Catalog) -> list[dict[str, Any]]:
+    """Catalog targets whose bake failed on their image's `alerts.broken_after_failures`
+    consecutive runs, as the bake's digest recorded them (an Airflow Variable; none when
+    it cannot be read, e.g. from a laptop)."""
+    from bakery.alerts.streaks import broken_units, load_streaks
+
+    thresholds = {image.name: image.alerts.broken_after_failures for image in catalog.images}
+    # Images no longer in the catalog are not reported.
+    streaks = {
+        label: streak
+        for label, streak in load_streaks().items()
+        if label.split("/")[0] in thresholds
+    }
+    found = []
+    for label, failures in broken_units(streaks, thresholds, default=0).items():
+        image, cloud, region = label.split("/")
+        found.append(
+            {
+                "image": image,
+                "cloud": cloud,
+                "region": region,
+                "consecutive_failures": failures,
+                "step": streaks[label].step,
+            }
+        )
+    return found
+
+
+def render_broken(broken: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [
+        f"[XXX] BROKEN: '{b['image']}' in {b['cloud']}/{b['region']} failed its last"
+        f" {b['consecutive_failures']} bake runs (at {b['step']}). Fix the image; re-bakes"
+        " alone will not."
+        for b in broken
+    ]
+
+
 @dataclass(frozen=True)
 class AuditOutcome:
     """One audit: its rows, the inventory behind them, and the JSON report."""
@@ -291,7 +328,7 @@ class AuditOutcome:
 
     @property
     def text(self) -> str:
-        return render_text(self.results)
+        return "\n".join([render_text(self.results), *render_broken(self.report["broken"])])
 
 
 def audit(
@@ -300,7 +337,9 @@ def audit(
     now: datetime | None = None,
     stale_after_days: int | None = None,
     max_workers: int = MAX_GATHER_WORKERS,
+    broken: list[dict[str, Any]] | None = None,
 ) -> AuditOutcome:
+    """`broken` defaults to what the bake's failure record says (`broken_targets`)."""
     now = now or pendulum.now("UTC")
     inventory = gather_aws(catalog, max_workers=max_workers)
     results = assess(catalog, inventory.records, now, stale_after_days=stale_after_days)
@@ -313,6 +352,7 @@ def audit(
         default_threshold=Image.model_fields["freshness_days"].default,
         override=stale_after_days,
         inventory=inventory.stats(),
+        broken=broken_targets(catalog) if broken is None else broken,
     )
     return AuditOutcome(results, inventory, report, now)
 
@@ -336,6 +376,7 @@ def run_and_report(
     summary = summarize(outcome.results, generated_at=outcome.generated_at)
     summary["report_path"] = str(path)
     summary["api_calls"] = outcome.inventory.api_calls
+    summary["broken"] = outcome.report["broken"]
     alert = stale_alert(summary)
     if alert:
         # Notifier channels are not wired yet; they will send `stale_alert(summary)`.

@@ -317,6 +317,7 @@ class Image(_Model):
         if twice:
             raise ValueError(f"secret env names listed twice: {', '.join(twice)}")
         return secrets
+
     alerts: AlertPolicy = AlertPolicy()
 
     @field_validator("variables")

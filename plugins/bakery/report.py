@@ -63,9 +63,12 @@ def build_report(
     default_threshold: int,
     override: int | None,
     inventory: Mapping[str, Any] | None = None,
+    broken: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The whole document: when, with which thresholds, counts, re-bake list, every row."""
+    """The whole document: when, with which thresholds, counts, re-bake list, every row,
+    and the targets whose bake has failed too many runs in a row (`broken`)."""
     summary = summarize(list(results), generated_at=generated_at)
+    broken_targets = {(b["image"], b["cloud"], b["region"]) for b in broken}
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": summary["generated_at"],
@@ -78,8 +81,14 @@ def build_report(
         "counts": summary["counts"],
         "rebake": summary["rebake"],
         "inventory": dict(inventory or {}),
-        "rows": [report_row(result) for result in results],
-        "targets": target_rows(results),
+        "rows": [
+            {**report_row(result), "broken": result.target in broken_targets} for result in results
+        ],
+        "targets": [
+            {**row, "broken": (row["image"], row["cloud"], row["region"]) in broken_targets}
+            for row in target_rows(results)
+        ],
+        "broken": [dict(item) for item in broken],
     }
 
 

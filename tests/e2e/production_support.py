@@ -25,6 +25,19 @@ PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 LOG_TAIL_LINES = 40
 
+# The DAG's default_args fix retry_delay at 5 minutes, and default_args beat
+# [core] default_task_retry_delay. A cluster policy (airflow_local_settings.py in
+# $AIRFLOW_HOME/config, applied when the dag-processor parses the DAG) shortens it for
+# a test deployment only, without touching the DAG.
+SHORT_RETRY_POLICY = """\
+from datetime import timedelta
+
+
+def task_policy(task):
+    if task.dag_id == "golden_image_bake":
+        task.retry_delay = timedelta(seconds=10)
+"""
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -350,6 +363,31 @@ class ProductionAirflow:
                 f"{self.describe_tasks(dag_id, run_id)}\n{self.diagnostics()}"
             )
         return run
+
+
+@contextlib.contextmanager
+def fresh_database(prefix: str) -> Generator[str, None, None]:
+    """A new PostgreSQL database named `<prefix>_<random>`, dropped afterwards; skips the
+    test, saying why, when PostgreSQL cannot be reached."""
+    import psycopg2
+    import pytest
+
+    try:
+        admin = psycopg2.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5
+        )
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"POSTGRESQL NOT REACHABLE at {PG_HOST}:{PG_PORT} ({exc}); .ci/run starts it")
+    admin.autocommit = True
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def production_env(

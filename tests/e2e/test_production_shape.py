@@ -20,12 +20,11 @@ import pytest
 
 from bakery.constants import BAKE_DAG_ID
 from tests.e2e.production_support import (
-    PG_HOST,
-    PG_PORT,
-    PG_USER,
     REDIS_HOST,
     REDIS_PORT,
+    SHORT_RETRY_POLICY,
     ProductionAirflow,
+    fresh_database,
     production_airflow,
 )
 from tests.e2e.sandbox_support import Sandbox, tags_of
@@ -34,41 +33,12 @@ from tests.e2e.sandbox_support import Sandbox, tags_of
 RUN_TIMEOUT = 900
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 600)
 
-# The DAG's default_args fix retry_delay at 5 minutes, and default_args beat
-# [core] default_task_retry_delay. A cluster policy (airflow_local_settings.py in
-# $AIRFLOW_HOME/config, applied when the dag-processor parses the DAG) shortens it for
-# this deployment only, without touching the DAG.
-SHORT_RETRY_POLICY = """\
-from datetime import timedelta
-
-
-def task_policy(task):
-    if task.dag_id == "golden_image_bake":
-        task.retry_delay = timedelta(seconds=10)
-"""
-
 
 @pytest.fixture
 def metadata_db() -> Iterator[str]:
     """A fresh PostgreSQL database for this test's Airflow, dropped afterwards."""
-    import psycopg2
-
-    try:
-        admin = psycopg2.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5
-        )
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"POSTGRESQL NOT REACHABLE at {PG_HOST}:{PG_PORT} ({exc}); .ci/run starts it")
-    admin.autocommit = True
-    name = f"bakery_e2e_{secrets.token_hex(4)}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with fresh_database("bakery_e2e") as name:
         yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture

@@ -55,6 +55,7 @@ REPORT_KEYS = {
     "inventory",
     "rows",
     "targets",
+    "broken",
 }
 ROW_KEYS = {
     "image",
@@ -76,6 +77,7 @@ ROW_KEYS = {
     "promoted_at",
     "superseded_at",
     "dag_run_id",
+    "broken",
 }
 
 
@@ -455,6 +457,33 @@ def test_alert_names_at_most_ten_rows_per_status() -> None:
 # --- JSON report ------------------------------------------------------------------------------
 
 
+def test_json_report_marks_every_row_of_a_broken_target(catalog: Catalog) -> None:
+    records = [rec("ami-1", 31 * DAY, channel="stable"), rec("ami-2", 40 * DAY, promoted=True)]
+    results = assess(catalog, records, NOW)
+    broken = [
+        {
+            "image": "web",
+            "cloud": "aws",
+            "region": "us-east-1",
+            "consecutive_failures": 3,
+            "step": "smoke_test",
+        }
+    ]
+    report = build_report(
+        results,
+        generated_at=NOW,
+        thresholds={"web": 30, "db": 7},
+        default_threshold=30,
+        override=None,
+        broken=broken,
+    )
+    assert report["broken"] == broken
+    marked = {
+        (row["image"], row["region"], row["image_id"]) for row in report["rows"] if row["broken"]
+    }
+    assert marked == {("web", "us-east-1", "ami-1"), ("web", "us-east-1", "ami-2")}
+
+
 def test_json_report_schema(catalog: Catalog) -> None:
     records = [
         rec("ami-1", 31 * DAY, channel="stable", source_age=5 * DAY),
@@ -501,7 +530,9 @@ def test_json_report_schema(catalog: Catalog) -> None:
         "promoted_at": None,
         "superseded_at": None,
         "dag_run_id": None,
+        "broken": False,
     }
+    assert report["broken"] == []
     assert rows["ami-2"]["status"] == "SUPERSEDED_IN_USE"
     assert rows["ami-2"]["superseded_by"] == "ami-1"
     assert rows["ami-2"]["current"] is False

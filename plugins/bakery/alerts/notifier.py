@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from bakery.alerts.deadlines import SELECT_TASK_ID
 from bakery.alerts.messages import FailedTask, failure_alert, first_error_line, step_name
 from bakery.alerts.routing import broken_thresholds, image_channels
 from bakery.alerts.streaks import load_streaks
@@ -49,11 +50,27 @@ def _unit_fields(context: Mapping[str, Any]) -> dict[str, str] | None:
         fields = getattr(task, name, None)
         if isinstance(fields, Mapping) and {"image", "cloud", "region"} <= fields.keys():
             return {key: str(fields[key]) for key in ("image", "cloud", "region")}
-    label = getattr(context.get("ti"), "rendered_map_index", None)
+    ti = context.get("ti")
+    label = getattr(ti, "rendered_map_index", None)
     if isinstance(label, str) and label.count("/") == 2:
         image, cloud, region = label.split("/")
         return {"image": image, "cloud": cloud, "region": region}
-    return None
+    return _selected_target(ti)
+
+
+def _selected_target(ti: Any) -> dict[str, str] | None:
+    """A failure the scheduler decided (a lost heartbeat, a killed worker) calls back from
+    the dag-processor, where the task's arguments are not resolved: map index i of the
+    image lifecycle works on select_targets' i-th target."""
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is None or map_index < 0:
+        return None
+    try:
+        targets = ti.xcom_pull(task_ids=SELECT_TASK_ID, map_indexes=-1)
+        target = targets[map_index]
+        return {key: str(target[key]) for key in ("image", "cloud", "region")}
+    except Exception:
+        return None
 
 
 def failed_task(context: Mapping[str, Any]) -> FailedTask:

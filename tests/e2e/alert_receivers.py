@@ -4,6 +4,7 @@ webhook receiver, and a "black hole" that accepts connections and never answers.
 from __future__ import annotations
 
 import email
+import email.policy
 import json
 import socket
 import threading
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,11 +30,11 @@ class SmtpSink:
     port: int
     login: str
     password: str
-    messages: list[Message] = field(default_factory=list)
+    messages: list[EmailMessage] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
     def bodies(self) -> list[str]:
-        return [str(message.get_payload(decode=True), "utf-8") for message in self.messages]
+        return [message.get_content() for message in self.messages]
 
 
 @contextmanager
@@ -49,7 +50,9 @@ def smtp_sink(
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            sink.messages.append(email.message_from_bytes(envelope.content))
+            # The modern policy unfolds long headers such as a digest's subject.
+            parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            sink.messages.append(parsed)  # type: ignore[arg-type]
             return "250 OK"
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:

@@ -75,7 +75,7 @@ def _alert_unpromoted(context: dict[str, Any], interval_seconds: float | None) -
     from bakery.alerts.channels import send
     from bakery.alerts.messages import deadline_alert
     from bakery.alerts.outcomes import run_outcomes
-    from bakery.alerts.routing import default_channels, image_channels, union
+    from bakery.alerts.routing import catalog_or_none, default_channels, image_channels, union
 
     dag_run = context.get("dag_run") or {}
     dag_id, run_id = dag_run.get("dag_id"), dag_run.get("dag_run_id") or dag_run.get("run_id")
@@ -103,7 +103,8 @@ def _alert_unpromoted(context: dict[str, Any], interval_seconds: float | None) -
         pending=pending,
         run_url=run_url(dag_id, run_id),
     )
-    channels = union(default_channels(), *(image_channels(o.image) for o in pending))
+    catalog = catalog_or_none()
+    channels = union(default_channels(), *(image_channels(o.image, catalog) for o in pending))
     results = send(alert, channels)
     log.info("deadline alert for %s %s: %s", dag_id, run_id, results)
     return {"sent": results, "not_promoted": [o.label for o in pending]}

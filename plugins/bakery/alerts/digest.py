@@ -39,8 +39,9 @@ def send_bake_digest(context: Mapping[str, Any]) -> dict[str, Any]:
     from bakery.alerts.deadlines import run_url
     from bakery.alerts.messages import audit_facts, digest_alert
     from bakery.alerts.outcomes import run_outcomes
-    from bakery.alerts.routing import broken_thresholds, default_channels
+    from bakery.alerts.routing import broken_thresholds, catalog_or_none, default_channels
     from bakery.alerts.streaks import broken_units, load_streaks, record_run, save_streaks
+    from bakery.catalog import AlertPolicy
     from bakery.report import default_report_path
 
     ti = context["ti"]
@@ -55,8 +56,11 @@ def send_bake_digest(context: Mapping[str, Any]) -> dict[str, Any]:
     )
     streaks = record_run(load_streaks(), run_id, outcomes)
     save_streaks(streaks)
-    thresholds, default = broken_thresholds()
-    broken = broken_units(streaks, thresholds, default)
+    broken = broken_units(
+        streaks,
+        broken_thresholds(catalog_or_none()),
+        default=AlertPolicy().broken_after_failures,  # for images no longer in the catalog
+    )
     alert = digest_alert(
         dag_id=dag_id,
         run_id=run_id,

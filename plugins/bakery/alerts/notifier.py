@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
 from bakery.alerts.deadlines import SELECT_TASK_ID
 from bakery.alerts.messages import FailedTask, failure_alert, first_error_line, step_name
-from bakery.alerts.routing import broken_thresholds, image_channels
+from bakery.alerts.routing import broken_after, catalog_or_none, image_channels
 from bakery.alerts.streaks import load_streaks
+
+if TYPE_CHECKING:
+    from bakery.catalog import Catalog
 
 
 class BakeryFailureNotifier(BaseNotifier):
@@ -28,17 +31,18 @@ class BakeryFailureNotifier(BaseNotifier):
         # Imported here: smtplib, httpx and boto3 cost every parse of the DAG file.
         from bakery.alerts.channels import send
 
+        catalog = catalog_or_none()
         failed = failed_task(context)
         if failed.image is not None:
-            thresholds, default = broken_thresholds()
             streak = load_streaks().get(failed.label)
             failed = replace(
                 failed,
                 consecutive_failures=streak.count_with(failed.run_id) if streak else 1,
-                broken_after=thresholds.get(failed.image, default),
+                broken_after=broken_after(failed.image, catalog),
             )
         alert = failure_alert(failed)
-        results = send(alert, image_channels(failed.image), secrets=_task_secrets(context))
+        secrets = _cloud_secrets(catalog, failed.image)
+        results = send(alert, image_channels(failed.image, catalog), secrets=secrets)
         self.log.info("failure alert for %s: %s", failed.label, results)
 
 
@@ -69,7 +73,7 @@ def _selected_target(ti: Any) -> dict[str, str] | None:
         targets = ti.xcom_pull(task_ids=SELECT_TASK_ID, map_indexes=-1)
         target = targets[map_index]
         return {key: str(target[key]) for key in ("image", "cloud", "region")}
-    except Exception:
+    except Exception:  # no XCom to read here: the alert names the DAG instead
         return None
 
 
@@ -95,21 +99,16 @@ def failed_task(context: Mapping[str, Any]) -> FailedTask:
     )
 
 
-def _task_secrets(context: Mapping[str, Any]) -> list[str]:
+def _cloud_secrets(catalog: Catalog | None, image: str | None) -> list[str]:
     """The image's cloud credentials: an error message may quote them."""
-    unit = _unit_fields(context)
-    if unit is None:
-        return []
+    from airflow.sdk import Connection
+
     try:
-        from airflow.sdk import Connection
-
-        from bakery.catalog import load_catalog
-
-        aws = load_catalog().image(unit["image"]).targets.aws
-        if aws is None:
-            return []
-        connection = Connection.get(aws.connection_id)
-    except Exception:
+        aws = catalog.image(image).targets.aws if catalog and image else None
+        connection = Connection.get(aws.connection_id) if aws else None
+    except Exception:  # an unknown image or connection: nothing of it can leak
+        return []
+    if connection is None:
         return []
     extra = connection.extra_dejson or {}
     return [s for s in (connection.password, extra.get("aws_secret_access_key")) if s]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bakery.catalog import AlertPolicy, Catalog
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +35,41 @@ def default_channels() -> list[str]:
     return split_ids(value) or [FALLBACK_CHANNEL]
 
 
-def image_channels(image: str | None) -> list[str]:
+def catalog_or_none() -> Catalog | None:
+    """The catalog, or None (logged) when it cannot be read: a broken catalog must not
+    swallow the alert about it."""
+    from bakery.catalog import load_catalog
+
+    try:
+        return load_catalog()
+    except Exception as exc:
+        log.warning("cannot read the catalog for alert routing: %s", exc)
+        return None
+
+
+def _policy(catalog: Catalog | None, image: str | None) -> AlertPolicy | None:
+    if catalog is None or image is None:
+        return None
+    return next((i.alerts for i in catalog.images if i.name == image), None)
+
+
+def image_channels(image: str | None, catalog: Catalog | None) -> list[str]:
     """The catalog's `alerts.channels` of `image`, else the default channel(s). An image
     the catalog does not know (or a task that is about no image) goes to the default."""
-    if image is None:
-        return default_channels()
-    try:
-        from bakery.catalog import load_catalog
-
-        own = list(load_catalog().image(image).alerts.channels)
-    except Exception as exc:  # a broken catalog must not swallow the alert about it
-        log.warning("cannot read the alert channels of %s from the catalog: %s", image, exc)
-        own = []
-    return own or default_channels()
+    policy = _policy(catalog, image)
+    return list(policy.channels if policy else ()) or default_channels()
 
 
-def broken_thresholds() -> tuple[dict[str, int], int]:
-    """image -> its `alerts.broken_after_failures`, and the default for unknown images."""
-    from bakery.catalog import AlertPolicy, load_catalog
+def broken_after(image: str, catalog: Catalog | None) -> int:
+    """The image's `alerts.broken_after_failures` (the default for an unknown image)."""
+    from bakery.catalog import AlertPolicy
 
-    default = AlertPolicy().broken_after_failures
-    try:
-        catalog = load_catalog()
-    except Exception as exc:
-        log.warning("cannot read broken_after_failures from the catalog: %s", exc)
-        return {}, default
-    return {i.name: i.alerts.broken_after_failures for i in catalog.images}, default
+    return (_policy(catalog, image) or AlertPolicy()).broken_after_failures
+
+
+def broken_thresholds(catalog: Catalog | None) -> dict[str, int]:
+    """image -> its `alerts.broken_after_failures`."""
+    return {i.name: i.alerts.broken_after_failures for i in catalog.images} if catalog else {}
 
 
 def union(*groups: Iterable[str]) -> list[str]:

@@ -10,6 +10,7 @@ execution API, and alerts about the units not promoted yet.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -62,10 +63,14 @@ def bake_deadline() -> Any:
 
 async def unpromoted_images_alert(
     interval_seconds: float | None = None, context: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+) -> str:
     """Runs in the triggerer when a bake run passes its deadline. The blocking work (the
-    execution API, SMTP, HTTP, SNS) runs in a thread, off the triggerer's event loop."""
-    return await asyncio.to_thread(_alert_unpromoted, dict(context or {}), interval_seconds)
+    execution API, SMTP, HTTP, SNS) runs in a thread, off the triggerer's event loop.
+
+    Returns one line for the callback's `output` column: it must be a string (Airflow 3.3's
+    triggerer dies storing any other type)."""
+    outcome = await asyncio.to_thread(_alert_unpromoted, dict(context or {}), interval_seconds)
+    return json.dumps(outcome)
 
 
 def _alert_unpromoted(context: dict[str, Any], interval_seconds: float | None) -> dict[str, Any]:

@@ -108,3 +108,15 @@ def test_streaks_round_trip_and_garbage_reads_as_none() -> None:
     assert parse_streaks("not json") == {}
     assert parse_streaks('{"x": 1}') == {}
     assert parse_streaks(None) == {}
+
+
+def test_the_deadline_callback_returns_a_string_for_airflows_output_column() -> None:
+    # Airflow 3.3's triggerer stores the return value in a text column and dies on a dict.
+    import asyncio
+    import json
+
+    from bakery.alerts.deadlines import unpromoted_images_alert
+
+    result = asyncio.run(unpromoted_images_alert(interval_seconds=60, context={}))
+    assert isinstance(result, str)
+    assert json.loads(result)["error"] == "no dag run in the context"

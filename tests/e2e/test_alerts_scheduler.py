@@ -202,10 +202,10 @@ def _task_log(airflow: ProductionAirflow, run_id: str, task_id: str, try_number:
         "GET",
         f"dags/{BAKE_DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
         params={"map_index": 0, "full_content": True},
-        headers={"Accept": "text/plain"},
+        headers={"Accept": "application/json"},
     )
     response.raise_for_status()
-    return response.text
+    return json.dumps(response.json()["content"])
 
 
 def test_a_successful_run_sends_only_the_digest(
@@ -250,6 +250,13 @@ def test_a_failing_bake_alerts_once_and_a_missed_deadline_alerts(
         assert streaks == {
             "broken/aws/us-east-1": {"runs": ["an_earlier_run", run], "step": "packer_build"}
         }
+        # The try the alert links to: Packer's failure, then the alert, whose hanging
+        # channel cost its timeout and was logged, not raised.
+        failed_try_log = _task_log(airflow, run, "image_lifecycle.packer_build", 2)
+        assert "non-zero exit status: 7" in failed_try_log
+        assert "not sent to dead_webhook: failed after" in failed_try_log
+        assert "failure alert for broken/aws/us-east-1" in failed_try_log
+        assert "failure alert" not in _task_log(airflow, run, "image_lifecycle.packer_build", 1)
 
     # Exactly one failure alert, on the team's channels (not the default's), sent on the
     # last try only: the first try's failure was a retry.

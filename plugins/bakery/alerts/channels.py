@@ -100,7 +100,7 @@ def webhook_url(channel: Channel) -> str:
     if not host:
         raise ChannelError(f"connection {channel.conn_id!r}, field 'host': the webhook host")
     if "://" not in host:
-        scheme = connection.schema or connection.conn_type or "https"
+        scheme = connection.schema or "https"  # a webhook secret never travels in clear by default
         port = f":{connection.port}" if connection.port else ""
         host = f"{scheme}://{host}{port}"
     parts = (host, str(channel.extra.get("endpoint", "")), connection.password or "")

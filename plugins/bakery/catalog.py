@@ -308,6 +308,7 @@ class Image(_Model):
     cleanup_script: str = Field(default=DEFAULT_CLEANUP_SCRIPT, min_length=1)
     hygiene: Hygiene = Hygiene()
     secrets: tuple[SecretInput, ...] = ()
+    alerts: AlertPolicy = AlertPolicy()
 
     @field_validator("secrets")
     @classmethod
@@ -317,8 +318,6 @@ class Image(_Model):
         if twice:
             raise ValueError(f"secret env names listed twice: {', '.join(twice)}")
         return secrets
-
-    alerts: AlertPolicy = AlertPolicy()
 
     @field_validator("variables")
     @classmethod

@@ -7,6 +7,7 @@ So each failed task sends exactly one alert, whatever its retries.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -100,15 +101,27 @@ def failed_task(context: Mapping[str, Any]) -> FailedTask:
 
 
 def _cloud_secrets(catalog: Catalog | None, image: str | None) -> list[str]:
-    """The image's cloud credentials: an error message may quote them."""
+    """The image's cloud credentials and its provisioner's secret inputs: an error message
+    may quote any of them."""
     from airflow.sdk import Connection
 
+    from bakery.secret_inputs import resolve_secret_inputs
+
+    found: list[str] = []
     try:
-        aws = catalog.image(image).targets.aws if catalog and image else None
-        connection = Connection.get(aws.connection_id) if aws else None
-    except Exception:  # an unknown image or connection: nothing of it can leak
-        return []
-    if connection is None:
-        return []
-    extra = connection.extra_dejson or {}
-    return [s for s in (connection.password, extra.get("aws_secret_access_key")) if s]
+        entry = catalog.image(image) if catalog and image else None
+    except Exception:  # an image the catalog does not know: nothing of it can leak
+        return found
+    if entry is None:
+        return found
+    # A secret input that cannot be read failed the bake itself; it has no value to leak.
+    with contextlib.suppress(Exception):
+        found += resolve_secret_inputs(entry.secrets).values()
+    if entry.targets.aws is not None:
+        try:
+            connection = Connection.get(entry.targets.aws.connection_id)
+        except Exception:
+            return found
+        extra = connection.extra_dejson or {}
+        found += [s for s in (connection.password, extra.get("aws_secret_access_key")) if s]
+    return found

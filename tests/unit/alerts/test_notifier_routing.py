@@ -102,3 +102,26 @@ def test_without_the_variable_the_default_is_the_fallback_connection(
     monkeypatch.delenv("AIRFLOW_VAR_BAKERY_ALERT_CHANNELS", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     assert default_channels() == [FALLBACK_CHANNEL]
+
+
+@pytest.mark.usefixtures("template")
+def test_the_images_credentials_and_secret_inputs_are_redacted_from_its_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from bakery.alerts.notifier import _cloud_secrets
+
+    entry = image_entry(secrets=[{"env": "FEED_TOKEN", "connection": "feed"}])
+    entry["targets"]["aws"]["connection_id"] = "aws_web"
+    catalog = load_catalog(write_catalog(tmp_path, {"images": [entry]}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FEED", json.dumps({"conn_type": "generic", "password": "feed-token-123"})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_WEB",
+        json.dumps({"conn_type": "aws", "login": "AKIA", "password": "aws-secret-456"}),
+    )
+    assert sorted(_cloud_secrets(catalog, "web")) == ["aws-secret-456", "feed-token-123"]
+    assert _cloud_secrets(catalog, "unknown") == []
+    assert _cloud_secrets(None, "web") == []

@@ -202,6 +202,9 @@ def digest_alert(
         ],
     )
     lines += _section("Pruned", [f"{o.label}: {image_id}" for o, image_id in pruned])
+    unchanged = [o.label for o in outcomes if o.states.get("packer_build") == "skipped"]
+    if unchanged:  # a manual run without `force` skips what has not changed
+        lines += _section("Skipped, unchanged", unchanged)
     others = sorted(set(broken) - {o.label for o in failed})
     lines += _section("Still broken", [f"{label}: {broken[label]} runs" for label in others])
     lines += [

@@ -132,10 +132,11 @@ def test_digest_counts_baked_promoted_failed_pruned_and_stale() -> None:
     api = outcome("api", packer_build="success", smoke_test="failed", promote="upstream_failed")
     api = TargetOutcome(api.image, api.cloud, api.region, api.states, image_id="ami-0api")
     db = outcome("db", packer_build="failed")
+    same = outcome("same", packer_build="skipped", smoke_test="skipped")
     alert = digest_alert(
         dag_id="golden_image_bake",
         run_id="r9",
-        outcomes=[web, api, db],
+        outcomes=[web, api, db, same],
         broken={"db/aws/us-east-1": 3, "old/aws/eu-west-1": 5},
         audit=AuditFacts(stale=4, generated_at="2026-11-26T06:00:00Z"),
         run_url=None,
@@ -148,6 +149,7 @@ def test_digest_counts_baked_promoted_failed_pruned_and_stale() -> None:
     assert "  - db/aws/us-east-1: packer_build (BROKEN: 3 runs in a row)" in alert.text
     assert "  - web/aws/us-east-1: ami-0old1" in alert.text
     assert "Still broken (1):\n  - old/aws/eu-west-1: 5 runs" in alert.text
+    assert "Skipped, unchanged (1):\n  - same/aws/us-east-1" in alert.text
     assert "Stale images in the latest freshness audit: 4 (audit of 2026-11-26T06:00:00Z)" in (
         alert.text
     )

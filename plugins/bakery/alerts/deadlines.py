@@ -94,7 +94,7 @@ def _alert_unpromoted(context: dict[str, Any], interval_seconds: float | None) -
         or []
     )
     states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id]).get(run_id, {})
-    pending = [outcome for outcome in run_outcomes(targets, states) if not outcome.promoted]
+    pending = [o for o in run_outcomes(targets, states) if not (o.promoted or o.skipped)]
     if targets and not pending:
         log.info("%s %s: every image is promoted; nothing to alert", dag_id, run_id)
         return {"sent": {}, "not_promoted": []}

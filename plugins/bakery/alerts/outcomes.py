@@ -48,6 +48,12 @@ class TargetOutcome:
         return self.states.get("promote") == SUCCESS
 
     @property
+    def skipped(self) -> bool:
+        """Left unpromoted on purpose: unchanged since its current image, a run with
+        `skip_promote`, or a rejected approval."""
+        return any(state == "skipped" for state in self.states.values())
+
+    @property
     def failed_steps(self) -> tuple[str, ...]:
         return tuple(s for s in LIFECYCLE_STEPS if self.states.get(s) in FAILED_STATES)
 

@@ -52,6 +52,9 @@ def test_map_index_i_is_the_ith_selected_target() -> None:
     assert web_euw1.failed_steps == ("packer_build",) and web_euw1.bake_failed
     assert not web_euw1.baked and not web_euw1.promoted
     assert api.where == "smoke_test deferred" and not api.bake_failed
+    assert not any(o.skipped for o in (web_use1, web_euw1, api))
+    (unchanged,) = run_outcomes(TARGETS[:1], {"image_lifecycle.packer_build_0": "skipped"})
+    assert unchanged.skipped and not unchanged.promoted and not unchanged.bake_failed
 
 
 def test_prune_failure_after_promotion_is_reported_but_is_no_bake_failure() -> None:

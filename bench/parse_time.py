@@ -33,6 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_DIR = REPO_ROOT / "dags"
 PLUGINS_DIR = REPO_ROOT / "plugins"
 TEMPLATE = REPO_ROOT / "include" / "packer" / "aws-linux.pkr.hcl"
+CLEANUP_SCRIPT = REPO_ROOT / "include" / "scripts" / "cleanup.sh"
 BAKE_DAG_ID = "golden_image_bake"
 TRIVIAL_DAG_ID = "trivial_one_task"
 TARGET_RATIO = 1.5
@@ -139,6 +140,7 @@ def generate_catalog(path: Path, images: int) -> None:
             "description": f"Benchmark image {index} ({role}).",
             "owners": [f"{role}-team"],
             "template": str(TEMPLATE),
+            "cleanup_script": str(CLEANUP_SCRIPT),
             "variables": {"provision_script": f"scripts/{role}.sh", "build_index": index},
             "targets": {
                 "aws": {

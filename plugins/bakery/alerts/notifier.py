@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseNotifier
 
 from bakery.alerts.deadlines import SELECT_TASK_ID
-from bakery.alerts.messages import FailedTask, failure_alert, first_error_line, step_name
-from bakery.alerts.routing import broken_after, catalog_or_none, image_channels
-from bakery.alerts.streaks import load_streaks
 
+# The bake DAG file imports this module at parse time; building and routing a message
+# (which pulls in the Packer package for its redactor) happens only when a task fails.
 if TYPE_CHECKING:
+    from bakery.alerts.messages import FailedTask
     from bakery.catalog import Catalog
 
 
@@ -31,6 +31,9 @@ class BakeryFailureNotifier(BaseNotifier):
     def notify(self, context: Mapping[str, Any]) -> None:
         # Imported here: smtplib, httpx and boto3 cost every parse of the DAG file.
         from bakery.alerts.channels import send
+        from bakery.alerts.messages import failure_alert
+        from bakery.alerts.routing import broken_after, catalog_or_none, image_channels
+        from bakery.alerts.streaks import load_streaks
 
         catalog = catalog_or_none()
         failed = failed_task(context)
@@ -79,6 +82,8 @@ def _selected_target(ti: Any) -> dict[str, str] | None:
 
 
 def failed_task(context: Mapping[str, Any]) -> FailedTask:
+    from bakery.alerts.messages import FailedTask, first_error_line, step_name
+
     ti = context.get("ti")
     error = context.get("exception")
     unit = _unit_fields(context) or {}

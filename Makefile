@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := packer debootstrap socat util-linux iproute2 openssh-client chromium fonts-liberation
+APT_PACKAGES := packer debootstrap socat util-linux iproute2 openssh-client chromium fonts-liberation golang-go golang-github-vmware-govmomi-dev
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint sandbox-up sandbox-down bench clean

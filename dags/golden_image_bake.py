@@ -60,7 +60,7 @@ CATALOG_SUMMARY = load_catalog_summary()
 IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
 REGIONS = list(CATALOG_SUMMARY.regions)
 CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
-CLOUDS = ["aws", "azure"]
+CLOUDS = ["aws", "azure", "vsphere"]
 
 
 @dag(

@@ -13,6 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # that catalog source filters are the ones production uses.
 DEBIAN_OWNER_ID = "136693071363"
 SANDBOX_ACCOUNT_ID = "123456789012"
+# vcsim's login; it only ever listens on 127.0.0.1 and holds nothing real.
+VCSIM_USERNAME = "bakery@vsphere.local"
+VCSIM_PASSWORD = "sandbox-vcsim"
 BUILD_SUBNET_TAG = ("bakery-build", "true")
 
 
@@ -39,6 +42,9 @@ class SandboxConfig:
     arm_port: int = 5056
     # Azure VMs' addresses: a /24 of loopback next to the AWS regions' networks.
     azure_vm_network: str = "127.79.2.0/24"
+    vcsim_port: int = 8989
+    # Stand-ins of vSphere VMs get their guest IP from this loopback subnet.
+    vsphere_subnet: str = "127.79.1.0/24"
     forwarded_ports: tuple[int, ...] = (22, 80, 443, 8080)
     default_user: str = "admin"
     poll_interval_seconds: float = 0.2
@@ -62,6 +68,15 @@ class SandboxConfig:
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def vcsim_url(self) -> str:
+        return f"https://127.0.0.1:{self.vcsim_port}/sdk"
+
+    @property
+    def vsphere_dir(self) -> Path:
+        """Stand-ins and captured templates of the vSphere side."""
+        return self.state_dir / "vsphere"
 
     @property
     def arm_url(self) -> str:
@@ -110,4 +125,6 @@ def load_config() -> SandboxConfig:
         regions=_region_networks(octet),
         arm_port=int(os.environ.get("BAKERY_SANDBOX_ARM_PORT", str(moto_port + 1))),
         azure_vm_network=f"127.{octet + 2}.2.0/24",
+        vcsim_port=int(os.environ.get("BAKERY_SANDBOX_VCSIM_PORT", "8989")),
+        vsphere_subnet=f"127.{octet + 2}.1.0/24",
     )

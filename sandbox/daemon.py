@@ -21,10 +21,18 @@ import boto3
 from sandbox.aptproxy import AptProxy
 from sandbox.azure.hypervisor import StandInHypervisor
 from sandbox.azure.runtime import airflow_connection, start_arm_server
-from sandbox.config import BUILD_SUBNET_TAG, DEBIAN_OWNER_ID, SandboxConfig
+from sandbox.config import (
+    BUILD_SUBNET_TAG,
+    DEBIAN_OWNER_ID,
+    VCSIM_PASSWORD,
+    VCSIM_USERNAME,
+    SandboxConfig,
+)
 from sandbox.controller import Controller
 from sandbox.rootfs import ensure_base_rootfs
 from sandbox.standin import kill_leftovers
+from sandbox.vcsim import VcsimEndpoint, start_vcsim, stop_vcsim, vcsim_binary
+from sandbox.vsphere import VsphereController
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +135,22 @@ def write_env_file(config: SandboxConfig, azure_endpoint: dict[str, Any]) -> Non
         "password": SANDBOX_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         "extra": {"endpoint_url": config.moto_url, "region_name": config.regions[0].region},
     }
+    vsphere = {
+        "conn_type": "vsphere",
+        "host": "127.0.0.1",
+        "port": config.vcsim_port,
+        "login": VCSIM_USERNAME,
+        "password": VCSIM_PASSWORD,
+        # vcsim's certificate is self-signed; a real vCenter's is verified.
+        "extra": {"verify_ssl": False},
+    }
     lines = [
         f"export AIRFLOW_CONN_AWS_BAKERY='{json.dumps(connection)}'",
         f"export BAKERY_SANDBOX_MOTO_URL={config.moto_url}",
         f"export AIRFLOW_CONN_AZURE_BAKERY='{airflow_connection(azure_endpoint)}'",
         f"export BAKERY_SANDBOX_ARM_URL={config.arm_url}",
+        f"export AIRFLOW_CONN_VSPHERE_BAKERY='{json.dumps(vsphere)}'",
+        f"export BAKERY_SANDBOX_VCSIM_URL={config.vcsim_url}",
     ]
     config.env_file.write_text("\n".join(lines) + "\n")
 
@@ -152,10 +171,12 @@ def serve(config: SandboxConfig) -> None:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     config.instances_dir.mkdir(exist_ok=True)
     kill_leftovers(config.instances_dir)
+    kill_leftovers(config.vsphere_dir / "vms")
     # moto keeps its state in memory, so instance and image files of a former run
     # describe nothing that still exists.
     shutil.rmtree(config.instances_dir, ignore_errors=True)
     shutil.rmtree(config.images_dir, ignore_errors=True)
+    shutil.rmtree(config.vsphere_dir, ignore_errors=True)
     config.instances_dir.mkdir()
     config.images_dir.mkdir()
     config.state_file.unlink(missing_ok=True)
@@ -165,6 +186,11 @@ def serve(config: SandboxConfig) -> None:
     base = ensure_base_rootfs(config)
     _require_free_port(config.apt_proxy_port)
     moto = _start_moto(config, _base_amis_file(config))
+    vcsim = start_vcsim(
+        vcsim_binary(config.rootfs_cache),
+        VcsimEndpoint("127.0.0.1", config.vcsim_port, VCSIM_USERNAME, VCSIM_PASSWORD),
+        config.state_dir / "vcsim.log",
+    )
     proxy = AptProxy(
         port=config.apt_proxy_port,
         allowed_hosts={"deb.debian.org"},
@@ -197,27 +223,50 @@ def serve(config: SandboxConfig) -> None:
     # The base managed image boots the same Debian filesystem as the base AMI.
     hypervisor.content[str(azure_endpoint["base_image"]).lower()] = (base,)
     (config.state_dir / "azure" / "endpoint.json").write_text(json.dumps(azure_endpoint))
+    vsphere = VsphereController(
+        config=config,
+        base_layers=(base,),
+        apt_proxy_socket=proxy_socket,
+        host="127.0.0.1",
+        port=config.vcsim_port,
+        username=VCSIM_USERNAME,
+        password=VCSIM_PASSWORD,
+    )
     try:
         _seed_networks(config)
+        vsphere.seed()
         write_env_file(config, azure_endpoint)
         config.state_file.write_text(
-            json.dumps({"pid": os.getpid(), "moto_url": config.moto_url, "base_ami": BASE_AMI_ID})
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "moto_url": config.moto_url,
+                    "vcsim_url": config.vcsim_url,
+                    "base_ami": BASE_AMI_ID,
+                }
+            )
         )
-        log.info("sandbox ready: moto at %s", config.moto_url)
+        log.info("sandbox ready: moto at %s, vcsim at %s", config.moto_url, config.vcsim_url)
         while not _StopFlag.requested:
             try:
                 controller.step()
                 arm.store.settle()  # Azure operations finish on time, polled or not
             except Exception:
                 log.exception("controller step failed; retrying")
+            try:
+                vsphere.step()
+            except Exception:
+                log.exception("vSphere guest step failed; retrying")
             time.sleep(config.poll_interval_seconds)
         log.info("sandbox stopping")
     finally:
         arm.stop()
         hypervisor.shutdown()
         controller.shutdown()
+        vsphere.shutdown()
         proxy.shutdown()
         bridge.terminate()
         moto.terminate()
         moto.wait(timeout=10)
+        stop_vcsim(vcsim)
         config.state_file.unlink(missing_ok=True)

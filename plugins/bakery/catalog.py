@@ -50,6 +50,7 @@ def _at_least_one(items: tuple[Any, ...]) -> tuple[Any, ...]:
 class Cloud(StrEnum):
     AWS = "aws"
     AZURE = "azure"
+    VSPHERE = "vsphere"
 
 
 class CatalogError(ValueError):
@@ -278,9 +279,47 @@ class AzureTarget(_Model):
         return locations
 
 
+class VsphereTarget(_Model):
+    """Where and how an image is baked on vSphere: a template per bake, cloned from a
+    base template in each datacenter (the fan-out's "region")."""
+
+    datacenters: Annotated[
+        tuple[Annotated[str, Field(min_length=1)], ...], AfterValidator(_at_least_one)
+    ]
+    # The base template every bake clones: a name, or an inventory path under the
+    # datacenter's VM folder (`templates/debian-12`).
+    source_template: str = Field(min_length=1)
+    cluster: str = Field(min_length=1)
+    datastore: str = Field(min_length=1)
+    host: str | None = None  # pin the build to one host of the cluster
+    resource_pool: str | None = None  # under the cluster; default its root pool
+    folder: str = ""  # where templates and smoke VMs go, under the datacenter's VM folder
+    network: str | None = None  # port group of the build and smoke VMs' first NIC
+    connection_id: str = "vsphere_default"
+    # Packer template for this cloud, relative to the catalog's folder.
+    template: str = "packer/vsphere-clone.pkr.hcl"
+    ssh_username: str = "admin"
+    cpus: int = Field(default=1, ge=1)
+    memory_mb: int = Field(default=1024, ge=256)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Datacenters are where vSphere images live: the fan-out's regions."""
+        return self.datacenters
+
+    @field_validator("datacenters")
+    @classmethod
+    def _unique_datacenters(cls, datacenters: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({d for d in datacenters if datacenters.count(d) > 1})
+        if duplicates:
+            raise ValueError(f"datacenters listed twice: {', '.join(duplicates)}")
+        return datacenters
+
+
 class Targets(_Model):
     aws: AwsTarget | None = None
     azure: AzureTarget | None = None
+    vsphere: VsphereTarget | None = None
 
     def clouds(self) -> tuple[Cloud, ...]:
         return tuple(cloud for cloud in Cloud if getattr(self, cloud.value) is not None)
@@ -331,7 +370,9 @@ class Image(_Model):
     @classmethod
     def _has_a_target(cls, targets: Targets) -> Targets:
         if not targets.clouds():
-            raise ValueError("targets must name at least one cloud (aws, azure)")
+            raise ValueError(
+                f"targets must name at least one cloud ({', '.join(c.value for c in Cloud)})"
+            )
         return targets
 
 
@@ -388,6 +429,9 @@ class Catalog(_Model):
             "cleanup_script": image.cleanup_script,
             "smoke.user_data": image.smoke.user_data,
             "targets.azure.template": image.targets.azure.template if image.targets.azure else None,
+            "targets.vsphere.template": (
+                image.targets.vsphere.template if image.targets.vsphere else None
+            ),
         }
         return {field: self.include_dir / name for field, name in fields.items() if name}
 

@@ -315,7 +315,7 @@ BAD_IMAGE_FIELDS: list[Any] = [
     pytest.param(
         _set("targets", value={}),
         "targets",
-        ["targets must name at least one cloud (aws, azure)"],
+        ["targets must name at least one cloud (aws, azure, vsphere)"],
         id="no-cloud-target",
     ),
     pytest.param(
@@ -542,7 +542,7 @@ def test_cloud_defaults_for_an_unknown_cloud_fail(tmp_path: Path, template: Path
 
     assert load_error(path) == (
         f"Invalid image catalog {path}: field 'defaults.targets':"
-        " unknown cloud(s) asw (expected aws, azure)"
+        " unknown cloud(s) asw (expected aws, azure, vsphere)"
     )
 
 
@@ -767,7 +767,7 @@ def test_bake_targets_with_an_empty_filter_is_empty(catalog: Catalog) -> None:
         ),
         pytest.param(
             {"clouds": ["gcp"]},
-            "unknown cloud(s) gcp; the catalog has aws, azure",
+            "unknown cloud(s) gcp; the catalog has aws, azure, vsphere",
             id="cloud",
         ),
         pytest.param(

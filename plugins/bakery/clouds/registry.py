@@ -30,9 +30,11 @@ def adapter_for(
 
         return AzureAdapter(image=image, target=target, location=location, catalog_dir=catalog_dir)
     if cloud.value == "vsphere":
-        from bakery.clouds.vsphere import VsphereAdapter  # type: ignore[import-not-found]
+        from bakery.clouds.vsphere import VsphereAdapter
 
-        return VsphereAdapter(image=image, target=target, location=location)
+        return VsphereAdapter(
+            image=image, target=target, location=location, catalog_dir=catalog_dir
+        )
     raise NoAdapterError(
         f"no cloud adapter for {cloud.value!r}: AWS runs through bakery.hooks.aws directly"
     )

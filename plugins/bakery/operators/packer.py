@@ -249,7 +249,10 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
         cloud_target = getattr(image.targets, target.cloud.value)
         name = artifact_name(image, started=datetime.now(UTC), bake=bake)
         template = catalog.include_dir / cloud_target.template
-        source = cloud_target.source.image_id or "/".join(
+        # An adapter that resolves its base image itself names it (vSphere: the base
+        # template's managed object id).
+        source_of = getattr(adapter, "source_image_id", None)
+        source = source_of() if source_of else cloud_target.source.image_id or "/".join(
             filter(None, (cloud_target.source.publisher, cloud_target.source.offer,
                           cloud_target.source.sku))
         )  # fmt: skip

@@ -56,6 +56,9 @@ def _image(tmp_path: Path, name: str, script: str) -> dict[str, Any]:
         "name": name,
         "template": str(VSPHERE_TEMPLATE),
         "variables": {"provision_script": str(script_path)},
+        # The real one: the builder's key, host keys and cloud-init state go, so each
+        # clone's cloud-init runs afresh with its own instance id and key.
+        "cleanup_script": str(REPO_ROOT / "include" / "scripts" / "cleanup.sh"),
         "targets": {"vsphere": TARGET},
         "smoke": {"checks": CHECKS, "settle_seconds": 5, "timeout_seconds": 180},
         "retention": {"keep_promoted": 1, "keep_younger_than_days": 0},

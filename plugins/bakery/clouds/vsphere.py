@@ -59,6 +59,7 @@ IMAGE_PROPERTIES = (
     "customValue",
 )
 VM_PROPERTIES = ("name", "config.template", "customValue")
+ORPHAN_PROPERTIES = ("name", "config.template", "config.extraConfig", "customValue")
 SSH_PORT = 22
 
 
@@ -337,6 +338,27 @@ class VsphereAdapter:
         if not address:
             return "pending", None
         return "running", Endpoint(host=address, ssh_port=SSH_PORT)
+
+    def reap_orphans(self, *, older_than: datetime) -> list[str]:
+        """Destroy this image's smoke VMs launched before `older_than`, and builder VMs
+        (bakery's bake-time tags, never converted into a template) baked before it:
+        leftovers of a task whose cleanup never ran. Returns their managed object ids."""
+        from bakery.constants import TAG_ROLE
+
+        reaped = []
+        for row in self.hook.vm_properties(self._datacenter(), ORPHAN_PROPERTIES):
+            if row.get("config.template"):
+                continue
+            tags = self._tags(row)
+            if tags.get(TAG_MANAGED) != "true":
+                continue
+            if self.image is not None and tags.get(TAG_IMAGE) != self.image.name:
+                continue
+            stamp = tags.get(TAG_LAUNCHED_AT if tags.get(TAG_ROLE) == "smoke" else TAG_BAKED_AT)
+            if stamp and _created(None, {TAG_BAKED_AT: stamp}) < older_than:
+                self.destroy_smoke_instance(row["moref"])
+                reaped.append(row["moref"])
+        return reaped
 
     def launch_time(self, instance_id: str) -> int:
         """When bakery launched the smoke VM, in epoch seconds (0 if unknown)."""

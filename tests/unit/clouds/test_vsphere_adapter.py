@@ -361,3 +361,49 @@ def test_packer_validates_the_template_with_the_adapters_inputs(
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_reap_orphans_removes_old_smoke_and_builder_vms_only(
+    adapter: VsphereAdapter, vcenter: Any, image_name: str
+) -> None:
+    from datetime import timedelta
+
+    from bakery.clouds.vsphere import TAG_LAUNCHED_AT
+
+    template = baked(vcenter, image_name, baked_at="2026-11-20T22:00:00Z")
+    smoke = {"bakery:role": "smoke", TAG_IMAGE: image_name, TAG_MANAGED: "true"}
+    old = adapter.launch_smoke_instance(
+        template, name=f"old-smoke-{image_name}", public_key="k", user_data=None, tags=smoke
+    )
+    fresh = adapter.launch_smoke_instance(
+        template, name=f"new-smoke-{image_name}", public_key="k", user_data=None, tags=smoke
+    )
+    adapter.set_tags(old, {TAG_LAUNCHED_AT: "2026-01-01T00:00:00Z"})
+    # A builder Packer never finished: bake-time tags, still a VM.
+    builder_tags = {
+        TAG_MANAGED: "true",
+        TAG_IMAGE: image_name,
+        TAG_BAKED_AT: "2026-01-01T00:00:00Z",
+    }
+    builder = make_template(
+        vcenter, f"builder-{image_name}", settings={"bakery.tags": json.dumps(builder_tags)}
+    )
+    cluster = vcenter.searchIndex.FindByInventoryPath(f"{DATACENTER}/host/{CLUSTER}")
+    builder.MarkAsVirtualMachine(pool=cluster.resourcePool)
+    image = Image.model_validate(
+        {
+            "name": image_name,
+            "owners": ["team"],
+            "template": "packer/vsphere-clone.pkr.hcl",
+            "targets": {"vsphere": adapter.target.model_dump()},
+        }
+    )
+    scoped = VsphereAdapter(image=image, target=adapter.target, location=DATACENTER)
+
+    reaped = scoped.reap_orphans(older_than=datetime.now(UTC) - timedelta(hours=2))
+
+    assert sorted(reaped) == sorted([old, builder._moId])
+    assert not adapter.hook.vm_exists(old) and not adapter.hook.vm_exists(builder._moId)
+    assert adapter.hook.vm_exists(fresh) and adapter.hook.vm_exists(template)
+    adapter.destroy_smoke_instance(fresh)
+    scoped.close()

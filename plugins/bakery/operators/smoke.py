@@ -163,10 +163,9 @@ class SmokeTestOperator(CloudOperationsMixin, BaseOperator):
         image_id, bake_id = self.bake["image_id"], self.bake["bake_id"]
         keys = new_key_pair()
         # Before anything is launched: a secret that cannot be read fails the task clean.
-        credentials = adapter.hook.packer_environment()
-        hygiene = self._hygiene(
-            image, [credentials.get("ARM_CLIENT_SECRET", "")], keys.public_openssh
-        )
+        # Each adapter names the credential values its images must never contain.
+        secrets_of = getattr(adapter, "credential_secrets", None)
+        hygiene = self._hygiene(image, secrets_of() if secrets_of else [], keys.public_openssh)
         instance_id = adapter.launch_smoke_instance(
             image_id,
             name=f"bakery-smoke-{bake_id}-{context['ti'].try_number}",

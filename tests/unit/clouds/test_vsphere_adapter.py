@@ -66,6 +66,19 @@ def image_name() -> str:
     return f"img-{uuid.uuid4().hex[:8]}"
 
 
+def catalog_image(name: str, target: VsphereTarget) -> Image:
+    """A catalog image baked for `target`, with the web image's provisioning script."""
+    return Image.model_validate(
+        {
+            "name": name,
+            "owners": ["team"],
+            "template": "packer/vsphere-clone.pkr.hcl",
+            "variables": {"provision_script": "scripts/web.sh"},
+            "targets": {"vsphere": target.model_dump()},
+        }
+    )
+
+
 def baked(vcenter: Any, image: str, *, baked_at: str, bake: str | None = None) -> str:
     """A template as a bake leaves it: bake-time tags in its notes and its `bakery.tags`
     advanced setting. Returns its moref."""
@@ -117,14 +130,7 @@ def test_an_adapter_for_one_catalog_image_sees_only_its_templates(
 ) -> None:
     mine = baked(vcenter, image_name, baked_at="2026-11-20T22:00:00Z")
     baked(vcenter, f"{image_name}-other", baked_at="2026-11-21T22:00:00Z")
-    image = Image.model_validate(
-        {
-            "name": image_name,
-            "owners": ["team"],
-            "template": "packer/vsphere-clone.pkr.hcl",
-            "targets": {"vsphere": adapter.target.model_dump()},
-        }
-    )
+    image = catalog_image(image_name, adapter.target)
     scoped = VsphereAdapter(image=image, target=adapter.target, location=DATACENTER)
 
     assert [m.image_id for m in scoped.list_managed_images()] == [mine]
@@ -275,22 +281,7 @@ def test_unknown_datacenter_is_named(vcsim: Any) -> None:
 def test_packer_inputs_keep_the_password_out_of_variables(
     adapter: VsphereAdapter, vcsim: Any, base_template: Any, tmp_path: Path
 ) -> None:
-    image = Image.model_validate(
-        {
-            "name": "web",
-            "owners": ["web-team"],
-            "template": "packer/vsphere-clone.pkr.hcl",
-            "variables": {"provision_script": "scripts/web.sh"},
-            "targets": {
-                "vsphere": {
-                    "datacenters": [DATACENTER],
-                    "source_template": BASE_TEMPLATE,
-                    "cluster": CLUSTER,
-                    "datastore": DATASTORE,
-                }
-            },
-        }
-    )
+    image = catalog_image("web", adapter.target)
     inputs = adapter.packer_inputs(
         image=image,
         location=DATACENTER,
@@ -327,15 +318,7 @@ def test_packer_validates_the_template_with_the_adapters_inputs(
 ) -> None:
     from bakery.bake import write_var_file
 
-    image = Image.model_validate(
-        {
-            "name": "web",
-            "owners": ["web-team"],
-            "template": "packer/vsphere-clone.pkr.hcl",
-            "variables": {"provision_script": "scripts/web.sh"},
-            "targets": {"vsphere": adapter.target.model_dump()},
-        }
-    )
+    image = catalog_image("web", adapter.target)
     inputs = adapter.packer_inputs(
         image=image,
         location=DATACENTER,
@@ -390,14 +373,7 @@ def test_reap_orphans_removes_old_smoke_and_builder_vms_only(
     )
     cluster = vcenter.searchIndex.FindByInventoryPath(f"{DATACENTER}/host/{CLUSTER}")
     builder.MarkAsVirtualMachine(pool=cluster.resourcePool)
-    image = Image.model_validate(
-        {
-            "name": image_name,
-            "owners": ["team"],
-            "template": "packer/vsphere-clone.pkr.hcl",
-            "targets": {"vsphere": adapter.target.model_dump()},
-        }
-    )
+    image = catalog_image(image_name, adapter.target)
     scoped = VsphereAdapter(image=image, target=adapter.target, location=DATACENTER)
 
     reaped = scoped.reap_orphans(older_than=datetime.now(UTC) - timedelta(hours=2))

@@ -65,13 +65,15 @@ def _image(tmp_path: Path, name: str, script: str) -> dict[str, Any]:
     }
 
 
-def _smoke_vms(vsphere: VsphereAdapter) -> list[str]:
+def _smoke_vms(vsphere: VsphereAdapter, *images: str) -> list[str]:
+    """Smoke VMs of `images` still in vCenter (the sandbox outlives a test run)."""
     rows = vsphere.hook.vm_properties(vsphere._datacenter(), ("name", "customValue"))
-    return [
-        row["name"]
-        for row in rows
-        if vsphere.hook.custom_values(row.get("customValue") or []).get(TAG_ROLE) == "smoke"
-    ]
+    found = []
+    for row in rows:
+        values = vsphere.hook.custom_values(row.get("customValue") or [])
+        if values.get(TAG_ROLE) == "smoke" and values.get("bakery:image") in images:
+            found.append(row["name"])
+    return found
 
 
 def test_vsphere_templates_are_baked_smoke_tested_promoted_pruned_and_audited(
@@ -113,7 +115,7 @@ def test_vsphere_templates_are_baked_smoke_tested_promoted_pruned_and_audited(
     [forgot] = vsphere.list_managed_images(forgetful)
     assert forgot.tags[TAG_SMOKE] == "failed"
     assert TAG_CHANNEL not in forgot.tags
-    assert _smoke_vms(vsphere) == []
+    assert _smoke_vms(vsphere, good, forgetful) == []
     assert good_a.image_id not in vsphere.images_in_use()
 
     second = dags_test(env, "golden_image_bake", {"images": [good]})
@@ -125,7 +127,7 @@ def test_vsphere_templates_are_baked_smoke_tested_promoted_pruned_and_audited(
     assert good_b.tags[TAG_CHANNEL] == "stable" and TAG_SUPERSEDED_AT not in good_b.tags
     assert f"{good_a.image_id} superseded" in output
     assert not vsphere.hook.vm_exists(good_a.image_id)
-    assert _smoke_vms(vsphere) == []
+    assert _smoke_vms(vsphere, good, forgetful) == []
     assert all(TAG_CLONED_FROM not in m.tags for m in vsphere.list_managed_images(good))
 
     audit = subprocess.run(

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.e2e.alert_receivers import webhook_receiver
 from tests.e2e.sandbox_support import (
     Sandbox,
     airflow_env,
@@ -51,7 +52,7 @@ def test_a_leaky_image_fails_hygiene_and_a_secret_reaches_nothing_but_its_provis
 ) -> None:
     run = uuid.uuid4().hex[:6]
     secret = f"feed-token-{uuid.uuid4().hex}"
-    tidy_name, leaky_name = f"tidy-{run}", f"leaky-{run}"
+    tidy_name, leaky_name, careless_name = f"tidy-{run}", f"leaky-{run}", f"careless-{run}"
     uses_the_token = (
         "#!/bin/sh\nset -eu\n"
         'test -n "$FEED_TOKEN"\n'
@@ -84,16 +85,26 @@ def test_a_leaky_image_fails_hygiene_and_a_secret_reaches_nothing_but_its_provis
         + f"printf '%b\\n' '{PEM}' > /opt/leaky/deploy.pem\n",
         [{"name": "app status", "file": "/srv/app/status"}],
     )
-    connection = json.dumps({"conn_type": "generic", "password": secret})
-    env = airflow_env(
-        sandbox,
-        airflow_home,
-        BAKERY_CATALOG=str(write_catalog(tmp_path, [tidy, leaky])),
-        **{f"AIRFLOW_CONN_{FEED_CONNECTION.upper()}": connection},
+    # Fails its bake with the secret in its error output: the alert must not carry it.
+    careless = _image(
+        tmp_path,
+        careless_name,
+        '#!/bin/sh\necho "feed refused token $FEED_TOKEN" >&2\nexit 3\n',
+        [{"name": "app status", "file": "/srv/app/status"}],
     )
+    images = [tidy, leaky, careless]
+    connection = json.dumps({"conn_type": "generic", "password": secret})
 
-    with command_lines_holding(secret) as command_lines:
-        result = dags_test(env, "golden_image_bake", {"images": [tidy_name, leaky_name]})
+    with webhook_receiver() as alerts, command_lines_holding(secret) as command_lines:
+        channel = {"conn_type": "http", "host": "127.0.0.1", "port": alerts.port, "schema": "http"}
+        env = airflow_env(
+            sandbox,
+            airflow_home,
+            BAKERY_CATALOG=str(write_catalog(tmp_path, images)),
+            AIRFLOW_CONN_BAKERY_ALERTS=json.dumps({**channel, "extra": {"payload": "json"}}),
+            **{f"AIRFLOW_CONN_{FEED_CONNECTION.upper()}": connection},
+        )
+        result = dags_test(env, "golden_image_bake", {"images": [i["name"] for i in images]})
 
     output = result.stdout + result.stderr
     (tmp_path / "dags-test.log").write_text(output)  # for a failure's post-mortem
@@ -105,6 +116,13 @@ def test_a_leaky_image_fails_hygiene_and_a_secret_reaches_nothing_but_its_provis
     assert command_lines == []
     task_logs = [p for p in (airflow_home / "logs").rglob("*") if p.is_file()]
     assert not [str(p) for p in task_logs if secret in p.read_text(errors="replace")]
+    failures = {
+        body["fields"]["image"]: body
+        for body in (item.body for item in alerts.received)
+        if body.get("kind") == "failure"
+    }
+    assert {careless_name, leaky_name} <= failures.keys(), alerts.received
+    assert secret not in json.dumps([item.body for item in alerts.received])
 
     [leaky_image] = sandbox.images_tagged("bakery:image", leaky_name)
     assert tags_of(leaky_image)["bakery:smoke"] == "failed"

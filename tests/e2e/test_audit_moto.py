@@ -31,7 +31,7 @@ from tests.e2e.moto_support import (
     keep_only_in_region,
     moto_server,
 )
-from tests.e2e.sandbox_support import REPO_ROOT, WEB_TEMPLATE
+from tests.e2e.sandbox_support import CLEANUP_SCRIPT, REPO_ROOT, WEB_TEMPLATE
 
 # Whole seconds: moto keeps creation dates to the second. Later clock readings (the CLI,
 # the DAG run) see the same whole-day ages for the next 24 h.
@@ -155,6 +155,7 @@ def _write_catalog(folder: Path) -> Path:
     document = {
         "defaults": {
             "owners": ["platform-team"],
+            "cleanup_script": str(CLEANUP_SCRIPT),
             "targets": {
                 "aws": {
                     "connection_id": "aws_bakery",

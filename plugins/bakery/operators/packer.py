@@ -102,9 +102,10 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
         """The weekly run always bakes: packages are patched under an unchanged template
         and base image, and picking those patches up is the point of the schedule. Only
         manual runs skip what has not changed, unless their `force` param is set."""
-        if context["dag_run"].run_type == "scheduled":
+        dag_run = context.get("dag_run")
+        if dag_run is not None and dag_run.run_type == "scheduled":
             return True
-        return bool(context["params"].get("force", False))
+        return bool((context.get("params") or {}).get("force", False))
 
     def _bake(
         self,

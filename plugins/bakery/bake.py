@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
-from bakery.catalog import AwsTarget, BakeTarget, Catalog, Image
+from bakery.catalog import AwsTarget, BakeTarget, Image
 from bakery.constants import (
     TAG_BAKE_ID,
     TAG_DAG_RUN_ID,
@@ -45,12 +45,12 @@ def resolve_variables(
     return resolved
 
 
-def image_variables(catalog: Catalog, image: Image) -> dict[str, str | int | bool]:
-    """What every bake of `image` passes to its template: the catalog's variables and the
-    clean-up script, both as absolute paths where they name files, so that a change to
-    either changes the template hash."""
-    resolved = resolve_variables(image.variables, catalog.include_dir)
-    return {**resolved, "cleanup_script": str(catalog.include_dir / image.cleanup_script)}
+def image_variables(image: Image, include_dir: Path) -> dict[str, str | int | bool]:
+    """What every bake of `image`, in any cloud, passes to its template: the catalog's
+    variables and the clean-up script, as absolute paths where they name files under
+    `include_dir`, so that a change to either changes the template hash."""
+    resolved = resolve_variables(image.variables, include_dir)
+    return {**resolved, "cleanup_script": str(include_dir / image.cleanup_script)}
 
 
 def template_hash(template: Path, variables: Mapping[str, str | int | bool]) -> str:

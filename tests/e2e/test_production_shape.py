@@ -140,7 +140,7 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
     aws = image.targets.aws
     assert aws is not None
     template = catalog.template_path(image)
-    variables = image_variables(catalog, image)
+    variables = image_variables(image, catalog.include_dir)
     run_id = f"plain_packer__{secrets.token_hex(4)}"
     total = 0.0
     for target in catalog.bake_targets(images=["web"]):

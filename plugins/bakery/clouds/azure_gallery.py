@@ -548,14 +548,13 @@ class AzureAdapter:
         tags: Mapping[str, str],
         work_dir: Path,
     ) -> PackerInputs:
-        from bakery.bake import resolve_variables
+        from bakery.bake import image_variables
 
         source = self.target.source
         managed = RESOURCE_ID.match(source.image_id or "")
         subnet = self.target.subnet_id.split("/")
         variables: dict[str, Any] = {
-            **resolve_variables(image.variables, self.catalog_dir),
-            "cleanup_script": str(self.catalog_dir / image.cleanup_script),
+            **image_variables(image, self.catalog_dir),
             "location": location,
             "resource_group": self.group,
             "gallery": self.target.gallery,

@@ -435,7 +435,7 @@ class VsphereAdapter:
         tags: Mapping[str, str],
         work_dir: Path,
     ) -> PackerInputs:
-        from bakery.bake import resolve_variables
+        from bakery.bake import image_variables
         from bakery.smoke.keys import new_key_pair
 
         if location != self.datacenter_name:
@@ -455,8 +455,7 @@ class VsphereAdapter:
             TAG_BAKED_AT: datetime.now(UTC).strftime(TIME_FORMAT),
         }
         variables = {
-            **resolve_variables(image.variables, folder),
-            "cleanup_script": str(folder / image.cleanup_script),
+            **image_variables(image, folder),
             "vcenter_server": login.server,
             "vsphere_username": login.username,
             "insecure_connection": not login.verify_ssl,

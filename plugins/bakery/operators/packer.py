@@ -132,7 +132,7 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
         from bakery.secret_inputs import packer_secret_environment, resolve_secret_inputs
 
         template = catalog.template_path(image)
-        variables = image_variables(catalog, image)
+        variables = image_variables(image, catalog.include_dir)
         source = hook.resolve_source_image(aws.source)
         digest = template_hash(template, variables)
         if not force:
@@ -261,7 +261,7 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
             image=image,
             bake=bake,
             source_image_id=source,
-            template_digest=template_hash(template, image_variables(catalog, image)),
+            template_digest=template_hash(template, image_variables(image, catalog.include_dir)),
             dag_run_id=dag_run_id,
         )
         if getattr(cloud_target, "bake", "packer") == "register-source":

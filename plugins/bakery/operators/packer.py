@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,8 +128,6 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
             template_hash,
             write_var_file,
         )
-        from bakery.packer import PackerRunner
-        from bakery.secret_inputs import packer_secret_environment, resolve_secret_inputs
 
         template = catalog.template_path(image)
         variables = image_variables(image, catalog.include_dir)
@@ -169,19 +167,11 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
             ),
         )
         credentials = hook.packer_environment()
-        secret_inputs = resolve_secret_inputs(image.secrets)
-        env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
-        env.setdefault("HOME", str(work_dir))
-        self._runner = PackerRunner(
-            packer_binary=self.packer_binary,
-            working_dir=work_dir,
-            env={**env, **credentials, **packer_secret_environment(secret_inputs)},
-            timeout_seconds=image.build_timeout_minutes * 60,
-            logger=self.log,
-            secrets=[
-                *(credentials[k] for k in SECRET_ENV if credentials.get(k)),
-                *secret_inputs.values(),
-            ],
+        self._runner = self._new_runner(
+            image,
+            work_dir,
+            cloud_env=credentials,
+            cloud_secrets=[credentials[k] for k in SECRET_ENV if credentials.get(k)],
         )
         self._runner.validate(template, var_file=var_file)
         result = self._runner.build(template, var_file=var_file, manifest_path=manifest)
@@ -323,22 +313,37 @@ class PackerBuildOperator(CloudOperationsMixin, BaseOperator):
             adapter, found, self._result(target, bake, image_id, adopted=False)
         )
 
-    def _run_packer(self, inputs: Any, image: Image, target: BakeTarget, work_dir: Path) -> str:
-        from bakery.bake import write_var_file
+    def _new_runner(
+        self,
+        image: Image,
+        work_dir: Path,
+        *,
+        cloud_env: Mapping[str, str],
+        cloud_secrets: Iterable[str],
+    ) -> PackerRunner:
+        """Packer with the worker's harmless environment, the cloud's credentials and the
+        image's secret inputs; every secret masked in what it logs."""
         from bakery.packer import PackerRunner
         from bakery.secret_inputs import packer_secret_environment, resolve_secret_inputs
 
-        var_file = write_var_file(work_dir / "bake.pkrvars.json", inputs.variables)
         secret_inputs = resolve_secret_inputs(image.secrets)
         env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
         env.setdefault("HOME", str(work_dir))
-        self._runner = PackerRunner(
+        return PackerRunner(
             packer_binary=self.packer_binary,
             working_dir=work_dir,
-            env={**env, **inputs.env, **packer_secret_environment(secret_inputs)},
+            env={**env, **cloud_env, **packer_secret_environment(secret_inputs)},
             timeout_seconds=image.build_timeout_minutes * 60,
             logger=self.log,
-            secrets=[*inputs.secrets, *secret_inputs.values()],
+            secrets=[*cloud_secrets, *secret_inputs.values()],
+        )
+
+    def _run_packer(self, inputs: Any, image: Image, target: BakeTarget, work_dir: Path) -> str:
+        from bakery.bake import write_var_file
+
+        var_file = write_var_file(work_dir / "bake.pkrvars.json", inputs.variables)
+        self._runner = self._new_runner(
+            image, work_dir, cloud_env=inputs.env, cloud_secrets=inputs.secrets
         )
         self._runner.validate(inputs.template, var_file=var_file)
         result = self._runner.build(

@@ -38,7 +38,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task, task_group, teardown
+from airflow.sdk import Asset, Param, dag, task, task_group, teardown
 
 from bakery.alerts.deadlines import bake_deadline
 from bakery.alerts.notifier import BakeryFailureNotifier
@@ -61,6 +61,10 @@ IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
 REGIONS = list(CATALOG_SUMMARY.regions)
 CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
 CLOUDS = ["aws", "azure", "vsphere"]
+# Declared so that Airflow registers every promotion Asset when it parses this file:
+# promotions emit through an alias, and two regions promoting the same image for the
+# first time would otherwise both create its Asset at once, and one would fail.
+PROMOTED_ASSETS = [Asset(uri) for uri in CATALOG_SUMMARY.assets]
 
 
 @dag(
@@ -164,7 +168,9 @@ def golden_image_bake() -> None:
         baked = PackerBuildOperator(task_id="packer_build", target=target, **label)
         smoked = SmokeTestOperator(task_id="smoke_test", bake=baked.output, **label)
         approved = PromotionApprovalOperator(task_id="approve", bake=smoked.output, **label)
-        promoted = PromoteImageOperator(task_id="promote", bake=smoked.output, **label)
+        promoted = PromoteImageOperator(
+            task_id="promote", bake=smoked.output, inlets=PROMOTED_ASSETS, **label
+        )
         distributed = DistributeImageOperator(task_id="distribute", bake=promoted.output, **label)
         pruned = PruneImagesOperator(task_id="prune", target=target, **label)
         approved >> promoted >> [distributed, pruned]

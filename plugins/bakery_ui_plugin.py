@@ -6,12 +6,22 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from bakery.links import ImageConsoleLink, SmokeLogLink
-from bakery.ui.app import URL_PREFIX, create_app
+from bakery.ui import URL_PREFIX
+from bakery.ui.lazy import AsgiApp, LazyAsgiApp
+
+
+def _freshness_app() -> AsgiApp:
+    # Imported on the first request: every task process loads this plugin too.
+    from bakery.ui.app import create_app
+
+    return create_app()
 
 
 class BakeryUiPlugin(AirflowPlugin):
     name = "bakery"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Bakery freshness"}]
+    fastapi_apps = [
+        {"app": LazyAsgiApp(_freshness_app), "url_prefix": URL_PREFIX, "name": "Bakery freshness"}
+    ]
     external_views = [
         {
             "name": "Image freshness",

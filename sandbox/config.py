@@ -45,7 +45,9 @@ class SandboxConfig:
     vcsim_port: int = 8989
     # Stand-ins of vSphere VMs get their guest IP from this loopback subnet.
     vsphere_subnet: str = "127.79.1.0/24"
-    forwarded_ports: tuple[int, ...] = (22, 80, 443, 8080)
+    # A stand-in's ports reachable at its address: SSH, web, and the metrics agent the
+    # catalog's base image serves (Prometheus node exporter).
+    forwarded_ports: tuple[int, ...] = (22, 80, 443, 8080, 9100)
     default_user: str = "admin"
     poll_interval_seconds: float = 0.2
     suite: str = "bookworm"

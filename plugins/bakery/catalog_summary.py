@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bakery.channels import asset_uri
 from bakery.constants import catalog_path
 
 if TYPE_CHECKING:
@@ -46,14 +47,16 @@ class CatalogSummary:
     image_names: tuple[str, ...]  # catalog order
     regions: tuple[str, ...]  # sorted; every region of every image in every cloud
     locations: tuple[tuple[str, str], ...]  # sorted (AWS connection id, region) pairs
+    assets: tuple[str, ...]  # sorted; the promotion Asset URI of every image x cloud
     # Every file the images name, as `load_catalog` checks them; re-checked on a hit.
     template_paths: tuple[str, ...]
 
     @classmethod
     def from_catalog(cls, catalog: Catalog) -> CatalogSummary:
+        targets = catalog.bake_targets()
         return cls(
             image_names=tuple(image.name for image in catalog.images),
-            regions=tuple(sorted({target.region for target in catalog.bake_targets()})),
+            regions=tuple(sorted({target.region for target in targets})),
             locations=tuple(
                 sorted(
                     {
@@ -63,6 +66,9 @@ class CatalogSummary:
                         for region in image.targets.aws.regions
                     }
                 )
+            ),
+            assets=tuple(
+                sorted({asset_uri(target.cloud.value, target.image) for target in targets})
             ),
             template_paths=tuple(
                 dict.fromkeys(
@@ -78,6 +84,7 @@ class CatalogSummary:
             "image_names": list(self.image_names),
             "regions": list(self.regions),
             "locations": [list(location) for location in self.locations],
+            "assets": list(self.assets),
             "template_paths": list(self.template_paths),
         }
 
@@ -99,6 +106,7 @@ class CatalogSummary:
             image_names=strings(data.get("image_names")),
             regions=strings(data.get("regions")),
             locations=tuple((connection_id, region) for connection_id, region in pairs),
+            assets=strings(data.get("assets")),
             template_paths=strings(data.get("template_paths")),
         )
 

@@ -32,7 +32,7 @@ def test_every_field_has_a_title_markdown_description_and_section(dag_bag: DagBa
 def test_image_choices_come_from_the_catalog_as_a_multi_select(dag_bag: DagBag) -> None:
     images = _params(dag_bag).get_param("images").schema
     assert images["type"] == "array"
-    assert images["items"]["enum"] == images["examples"] == ["web"]
+    assert images["items"]["enum"] == images["examples"] == ["web", "base"]
     regions = _params(dag_bag).get_param("regions").schema
     assert regions["items"]["enum"] == ["eu-west-1", "us-east-1"]
 

@@ -276,7 +276,10 @@ class ProductionAirflow:
 
         def healthy() -> bool:
             status = self.health()
-            return all(status.get(name) == "healthy" for name in wanted)
+            # The execution API, which workers call, is built on its first request; like
+            # docker-compose.yaml's healthcheck, ready means that has happened.
+            execution = httpx.get(f"{self.base_url}/execution/health", timeout=60)
+            return execution.is_success and all(status.get(n) == "healthy" for n in wanted)
 
         self.wait_for("every component to report healthy", healthy, timeout)
 

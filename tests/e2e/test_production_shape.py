@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from bakery.catalog import BakeTarget, Cloud
 from bakery.constants import BAKE_DAG_ID
 from tests.e2e.production_support import (
     REDIS_HOST,
@@ -29,6 +30,7 @@ from tests.e2e.production_support import (
 )
 from tests.e2e.sandbox_support import Sandbox, tags_of
 
+WEB_US_EAST = BakeTarget(image="web", cloud=Cloud.AWS, region="us-east-1")
 # Under the real scheduler a bake (Packer, smoke test boot, promotion) takes minutes.
 RUN_TIMEOUT = 900
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 600)
@@ -64,17 +66,18 @@ def broker_db() -> Iterator[int]:
         client.close()
 
 
-def _web_regions() -> list[str]:
+def _catalog_targets() -> list[BakeTarget]:
+    """Every target of the sandbox catalog: the weekly bake's whole fan-out."""
     from bakery.catalog import load_catalog
 
-    return [target.region for target in load_catalog().bake_targets(images=["web"])]
+    return load_catalog().bake_targets()
 
 
-def _promoted(sandbox: Sandbox, region: str, run_id: str) -> list[dict[str, Any]]:
+def _promoted(sandbox: Sandbox, target: BakeTarget, run_id: str) -> list[dict[str, Any]]:
     return [
         image
-        for image in sandbox.images_tagged("bakery:channel", "stable", region)
-        if tags_of(image).get("bakery:image") == "web"
+        for image in sandbox.images_tagged("bakery:channel", "stable", target.region)
+        if tags_of(image).get("bakery:image") == target.image
         and tags_of(image).get("bakery:dag-run-id") == run_id
     ]
 
@@ -117,9 +120,9 @@ def _phases(tasks: list[dict[str, Any]]) -> str:
 
 
 def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.MonkeyPatch) -> float:
-    """`packer build` of the web image for each of its targets, one after the other, with
-    the var-file the operator writes (same template, variables and tags); returns the
-    seconds the builds took together. Their images are deleted afterwards."""
+    """`packer build` of every target, one after the other, with the var-file the operator
+    writes (same template, variables and tags); returns the seconds the builds took
+    together. Their images are deleted afterwards."""
     from bakery.bake import (
         artifact_name,
         aws_packer_variables,
@@ -136,18 +139,18 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
     for key, value in sandbox.env.items():
         monkeypatch.setenv(key, value)
     catalog = load_catalog()
-    image = catalog.image("web")
-    aws = image.targets.aws
-    assert aws is not None
-    template = catalog.template_path(image)
-    variables = image_variables(image, catalog.include_dir)
     run_id = f"plain_packer__{secrets.token_hex(4)}"
     total = 0.0
-    for target in catalog.bake_targets(images=["web"]):
+    for target in catalog.bake_targets():
+        image = catalog.image(target.image)
+        aws = image.targets.aws
+        assert aws is not None, f"{target.label}: the sandbox catalog bakes AWS only"
+        template = catalog.template_path(image)
+        variables = image_variables(image, catalog.include_dir)
         hook = BakeryEc2Hook(aws_conn_id=aws.connection_id, region_name=target.region)
         bake = bake_id(dag_id="plain-packer", run_id=run_id, target=target)
         source = hook.resolve_source_image(aws.source)
-        folder = work / target.region
+        folder = work / target.image / target.region
         folder.mkdir(parents=True)
         var_file = write_var_file(
             folder / "bake.pkrvars.json",
@@ -196,7 +199,7 @@ def _plain_packer_builds(sandbox: Sandbox, work: Path, monkeypatch: pytest.Monke
     return total
 
 
-def test_weekly_bake_runs_under_the_celery_executor_and_promotes_web_everywhere(
+def test_weekly_bake_of_the_catalog_runs_under_the_celery_executor_and_promotes_everything(
     sandbox: Sandbox,
     metadata_db: str,
     broker_db: int,
@@ -204,8 +207,8 @@ def test_weekly_bake_runs_under_the_celery_executor_and_promotes_web_everywhere(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    regions = _web_regions()
-    assert len(regions) >= 2, f"the catalog's web image should span regions, has {regions}"
+    targets = _catalog_targets()
+    assert len(targets) >= 2, f"the sandbox catalog should fan out, has {targets}"
 
     with production_airflow(
         sandbox,
@@ -220,28 +223,27 @@ def test_weekly_bake_runs_under_the_celery_executor_and_promotes_web_everywhere(
         airflow.wait_for_dag(BAKE_DAG_ID)
         airflow.unpause(BAKE_DAG_ID)
 
-        run = airflow.trigger(BAKE_DAG_ID, {"images": ["web"], "force": True})
+        # What the Sunday run bakes: every target (a manual run skips unchanged ones).
+        run = airflow.trigger(BAKE_DAG_ID, {"force": True})
         run_id = run["dag_run_id"]
         run = airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
         scheduled = _seconds(run)
         tasks = airflow.task_instances(BAKE_DAG_ID, run_id)
 
-    for region in regions:
-        promoted = _promoted(sandbox, region, run_id)
-        assert len(promoted) == 1, f"{region}: expected one new stable web image, got {promoted}"
-        assert _live_builders(sandbox, region, run_id) == [], region
+    for target in targets:
+        promoted = _promoted(sandbox, target, run_id)
+        assert len(promoted) == 1, f"{target.label}: expected one new stable image, got {promoted}"
+        assert _live_builders(sandbox, target.region, run_id) == [], target.label
     builds = [t for t in tasks if t["task_id"].endswith("packer_build")]
-    assert sorted(t["rendered_map_index"] for t in builds) == sorted(
-        f"web/aws/{region}" for region in regions
-    ), builds
+    assert sorted(t["rendered_map_index"] for t in builds) == sorted(t.label for t in targets)
 
     plain = _plain_packer_builds(sandbox, tmp_path / "plain-packer", monkeypatch)
     phases = _phases(tasks)
     with capsys.disabled():  # shown by `make test` too, not only under -s
         print(
-            f"\nweekly bake under the scheduler (CeleryExecutor): {scheduled:.0f} s;"
-            f" same bakes back to back with plain packer build: {plain:.0f} s;"
-            f" ratio {scheduled / plain:.2f}"
+            f"\nweekly bake of the sandbox catalog ({len(targets)} targets) under the"
+            f" scheduler (CeleryExecutor): {scheduled:.0f} s; same bakes back to back with"
+            f" plain packer build: {plain:.0f} s; ratio {scheduled / plain:.2f}"
             f"\n  per task, first start to last end: {phases}"
         )
 
@@ -306,7 +308,7 @@ def test_a_worker_stopped_mid_bake_finishes_the_bake_before_it_exits(
     assert first_exit == 0, f"the stopped worker exited {first_exit}"
     assert _ran_tasks(second.log) > 0, "the new worker ran none of the run's later tasks"
     assert _live_builders(sandbox, "us-east-1", run_id) == []
-    assert len(_promoted(sandbox, "us-east-1", run_id)) == 1
+    assert len(_promoted(sandbox, WEB_US_EAST, run_id)) == 1
 
 
 def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
@@ -344,4 +346,4 @@ def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
     assert build["state"] == "success" and build["try_number"] >= 2, build
     assert builder not in _live_builders(sandbox, "us-east-1", run_id)
     assert _live_builders(sandbox, "us-east-1", run_id) == []
-    assert len(_promoted(sandbox, "us-east-1", run_id)) == 1
+    assert len(_promoted(sandbox, WEB_US_EAST, run_id)) == 1

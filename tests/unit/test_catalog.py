@@ -95,6 +95,8 @@ def test_shipped_catalog_loads_with_the_expected_bake_targets() -> None:
     assert [target.label for target in catalog.bake_targets()] == [
         "web/aws/us-east-1",
         "web/aws/eu-west-1",
+        "base/aws/us-east-1",
+        "base/aws/eu-west-1",
     ]
 
 

@@ -52,7 +52,10 @@ EXPECTED_COMMANDS = {
 EXPECTED_HEALTHCHECKS = {
     "postgres": "pg_isready",
     "redis": "redis-cli ping",
-    "airflow-apiserver": "http://localhost:8080/api/v2/version",
+    "airflow-apiserver": (
+        "curl --fail http://localhost:8080/api/v2/version"
+        " && curl --fail http://localhost:8080/execution/health"
+    ),
     "airflow-scheduler": "http://localhost:8974/health",
     "airflow-dag-processor": (
         'airflow jobs check --job-type DagProcessorJob --hostname "${HOSTNAME}"'

@@ -16,9 +16,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from bakery.report import default_report_path
+from bakery.ui import URL_PREFIX
 from bakery.ui.page import PageLinks, render_page
-
-URL_PREFIX = "/bakery"
 
 
 def _authenticated_viewer() -> Any:

@@ -10,7 +10,7 @@ each image x cloud x region (map index `web/aws/us-east-1`) a mapped group runs:
 3. **approve**: a human approves in the UI, for images whose catalog entry sets
    `approval_required` (others pass straight through);
 4. **promote**: only after a passed smoke test: tag `bakery:channel`, SSM parameter
-   `/bakery/<image>/<channel>`, and an Asset event `bakery://<cloud>/<image>`;
+   `/bakery/<image>/<channel>`, and an Asset event `x-bakery://<cloud>/<image>`;
 5. **distribute**: copies to the catalog's `copy_to_regions` and promotes them there;
 6. **prune**: old versions go by the retention policy; never the current, in-use,
    young or newest promoted ones.

@@ -87,7 +87,7 @@ def test_promotion_is_idempotent_and_rollback_returns_to_the_previous_image(
     assert result["promoted"] == "true"
     assert events.added == [
         (
-            f"bakery://aws/{image_name}",
+            f"x-bakery://aws/{image_name}",
             {"image_id": first, "region": "us-east-1", "channel": "stable", "bake_id": "bk-1"},
         )
     ]

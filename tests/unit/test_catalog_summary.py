@@ -128,7 +128,7 @@ def test_the_summary_holds_what_the_dags_need_at_parse_time(
             ("aws_other", "ap-south-1"),
             ("aws_other", "eu-west-1"),
         ),
-        assets=("bakery://aws/api", "bakery://aws/web"),
+        assets=("x-bakery://aws/api", "x-bakery://aws/web"),
         template_paths=(
             str(include / "packer" / "linux.pkr.hcl"),
             str(include / "scripts" / "cleanup.sh"),

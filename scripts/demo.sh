@@ -8,7 +8,10 @@ cd "$(dirname "$0")/.."
 . scripts/airflow-env.sh
 airflow db migrate >"$AIRFLOW_HOME/migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/migrate.log"; exit 1; }
 echo "== baking the catalog through the golden_image_bake DAG (log: $AIRFLOW_HOME/demo-bake.log)"
-if ! airflow dags test golden_image_bake >"$AIRFLOW_HOME/demo-bake.log" 2>&1; then
+# `airflow dags test` crashes on a DAG with a deadline (apache/airflow#73428); deadlines
+# need the real scheduler, so the demo's one-process run goes without.
+if ! BAKERY_BAKE_DEADLINE_MINUTES=off airflow dags test golden_image_bake \
+  >"$AIRFLOW_HOME/demo-bake.log" 2>&1; then
   tail -n 40 "$AIRFLOW_HOME/demo-bake.log"
   exit 1
 fi

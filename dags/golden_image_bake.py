@@ -51,6 +51,7 @@ from bakery.operators.promote import PromoteImageOperator
 from bakery.operators.prune import PruneImagesOperator
 from bakery.operators.reap import ReapOrphansOperator
 from bakery.operators.smoke import SmokeTestOperator
+from bakery.parallelism import max_parallel_bakes
 
 # Parsing reads the catalog file only: a broken catalog fails this import with a clear
 # message, and the trigger form lists the images that exist. The summary is cached by the
@@ -165,7 +166,13 @@ def golden_image_bake() -> None:
     @task_group
     def image_lifecycle(target: dict[str, str]) -> None:
         label = {"map_index_template": "{{ bake_label }}"}
-        baked = PackerBuildOperator(task_id="packer_build", target=target, **label)
+        # At most BAKERY_MAX_PARALLEL_BAKES bakes at once (default 8); the rest queue.
+        baked = PackerBuildOperator(
+            task_id="packer_build",
+            target=target,
+            max_active_tis_per_dag=max_parallel_bakes(),
+            **label,
+        )
         smoked = SmokeTestOperator(task_id="smoke_test", bake=baked.output, **label)
         approved = PromotionApprovalOperator(task_id="approve", bake=smoked.output, **label)
         promoted = PromoteImageOperator(

@@ -5,6 +5,7 @@ REST API like an operator would."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import secrets
@@ -246,6 +247,45 @@ def test_weekly_bake_of_the_catalog_runs_under_the_celery_executor_and_promotes_
             f" plain packer build: {plain:.0f} s; ratio {scheduled / plain:.2f}"
             f"\n  per task, first start to last end: {phases}"
         )
+
+
+def _spans(tasks: list[dict[str, Any]], suffix: str) -> list[tuple[datetime, datetime]]:
+    """(start, end) of every try of the tasks whose id ends in `suffix`, by start."""
+    return sorted(
+        (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"]))
+        for t in tasks
+        if t["task_id"].endswith(suffix) and t["start_date"] and t["end_date"]
+    )
+
+
+def test_bakes_past_the_parallel_limit_wait_for_a_free_slot(
+    sandbox: Sandbox, metadata_db: str, broker_db: int, tmp_path: Path
+) -> None:
+    """BAKERY_MAX_PARALLEL_BAKES=1: the catalog's images in one region bake one after the
+    other, although the worker has slots for all of them."""
+    with production_airflow(
+        sandbox,
+        tmp_path / "airflow",
+        database=metadata_db,
+        redis_db=broker_db,
+        BAKERY_TASK_RETRIES="0",
+        BAKERY_MAX_PARALLEL_BAKES="1",
+    ) as airflow:
+        worker = airflow.start_all()
+        airflow.wait_until_healthy()
+        airflow.wait_for_worker(worker)
+        airflow.wait_for_dag(BAKE_DAG_ID)
+        airflow.unpause(BAKE_DAG_ID)
+        conf = {"regions": ["us-east-1"], "force": True, "skip_promote": True}
+        run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
+        airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
+        tasks = airflow.task_instances(BAKE_DAG_ID, run_id)
+
+    builds = _spans(tasks, "packer_build")
+    images = {t.image for t in _catalog_targets() if t.region == "us-east-1"}
+    assert len(builds) == len(images) >= 2, tasks
+    overlapping = [(a, b) for a, b in itertools.pairwise(builds) if b[0] < a[1]]
+    assert overlapping == [], f"bakes ran at the same time: {overlapping}"
 
 
 def _wait_for_builder(airflow: ProductionAirflow, sandbox: Sandbox, run_id: str) -> str:

@@ -74,6 +74,8 @@ EXPECTED_COMMON_ENVIRONMENT = {
     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow-apiserver:8080/execution/",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "true",
     "BAKERY_INCLUDE_DIR": "/opt/airflow/include",
+    # Read at parse time: every component must see the same value as the dag-processor.
+    "BAKERY_MAX_PARALLEL_BAKES": "${BAKERY_MAX_PARALLEL_BAKES:-8}",
 }
 PROJECT_MOUNTS = {
     "dags": "/opt/airflow/dags",

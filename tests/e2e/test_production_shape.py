@@ -351,12 +351,21 @@ def test_a_worker_stopped_mid_bake_finishes_the_bake_before_it_exits(
     assert len(_promoted(sandbox, WEB_US_EAST, run_id)) == 1
 
 
+@pytest.mark.parametrize(
+    "grace_seconds",
+    [
+        pytest.param(None, id="killed-outright"),
+        pytest.param(1.0, id="stopped-with-a-grace-period-shorter-than-the-bake"),
+    ],
+)
 def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
-    sandbox: Sandbox, metadata_db: str, broker_db: int, tmp_path: Path
+    sandbox: Sandbox, metadata_db: str, broker_db: int, tmp_path: Path, grace_seconds: float | None
 ) -> None:
-    """The worker dies at once mid-bake (SIGKILL of all its processes: the OOM killer, a lost
-    host). Packer cancels on PDEATHSIG and removes its builder; the scheduler notices the
-    task's missing heartbeat and retries it on the new worker, which bakes it to success."""
+    """The worker dies mid-bake: at once (SIGKILL of all its processes: the OOM killer, a
+    lost host), or SIGTERM and then SIGKILL once a grace period shorter than the bake is
+    over (`docker compose stop -t 1`, a pod's terminationGracePeriodSeconds). Packer cancels
+    on PDEATHSIG and removes its builder; the scheduler notices the task's missing heartbeat
+    and retries it on the new worker, which bakes it to success."""
     with production_airflow(
         sandbox,
         tmp_path / "airflow",
@@ -377,6 +386,9 @@ def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
         builder = _wait_for_builder(airflow, sandbox, run_id)
 
         first.retired = True
+        if grace_seconds is not None:
+            os.kill(first.pid, signal.SIGTERM)  # Celery's warm shutdown begins
+            time.sleep(grace_seconds)
         airflow.kill(first)
         second = airflow.start_worker("worker-2")
         airflow.wait_for_worker(second)

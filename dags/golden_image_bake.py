@@ -176,7 +176,11 @@ def golden_image_bake() -> None:
         smoked = SmokeTestOperator(task_id="smoke_test", bake=baked.output, **label)
         approved = PromotionApprovalOperator(task_id="approve", bake=smoked.output, **label)
         promoted = PromoteImageOperator(
-            task_id="promote", bake=smoked.output, inlets=PROMOTED_ASSETS, **label
+            task_id="promote",
+            bake=smoked.output,
+            approval=approved.output,
+            inlets=PROMOTED_ASSETS,
+            **label,
         )
         distributed = DistributeImageOperator(task_id="distribute", bake=promoted.output, **label)
         pruned = PruneImagesOperator(task_id="prune", target=target, **label)

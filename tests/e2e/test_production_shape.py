@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,8 @@ import pytest
 from bakery.catalog import BakeTarget, Cloud
 from bakery.constants import BAKE_DAG_ID
 from tests.e2e.production_support import (
-    REDIS_HOST,
-    REDIS_PORT,
     SHORT_RETRY_POLICY,
     ProductionAirflow,
-    fresh_database,
     production_airflow,
 )
 from tests.e2e.sandbox_support import Sandbox, tags_of
@@ -35,36 +30,6 @@ WEB_US_EAST = BakeTarget(image="web", cloud=Cloud.AWS, region="us-east-1")
 # Under the real scheduler a bake (Packer, smoke test boot, promotion) takes minutes.
 RUN_TIMEOUT = 900
 pytestmark = pytest.mark.timeout(RUN_TIMEOUT + 600)
-
-
-@pytest.fixture
-def metadata_db() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test's Airflow, dropped afterwards."""
-    with fresh_database("bakery_e2e") as name:
-        yield name
-
-
-@pytest.fixture
-def broker_db() -> Iterator[int]:
-    """An empty Redis database for this test's Celery broker, emptied afterwards."""
-    import redis
-
-    claim = f"bakery-e2e-{secrets.token_hex(4)}"
-    for number in random.sample(range(1, 16), 15):
-        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=number, socket_timeout=5)
-        try:
-            if client.dbsize() == 0 and client.set("bakery-e2e-claim", claim, nx=True):
-                break
-        except redis.ConnectionError as exc:
-            where = f"{REDIS_HOST}:{REDIS_PORT}"
-            pytest.skip(f"REDIS NOT REACHABLE at {where} ({exc}); .ci/run starts it")
-    else:
-        pytest.fail("no empty Redis database (1-15) to use as the Celery broker")
-    try:
-        yield number
-    finally:
-        client.flushdb()
-        client.close()
 
 
 def _catalog_targets() -> list[BakeTarget]:

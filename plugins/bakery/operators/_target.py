@@ -20,13 +20,21 @@ class TaskTarget:
     aws: AwsTarget
 
 
+def label_task(fields: Mapping[str, Any], context: MutableMapping[str, Any]) -> BakeTarget:
+    """The target named by a target or bake-result dict, set as the `bake_label` the
+    mapped task's map_index_template renders (`web/aws/us-east-1`). Every execution of a
+    task needs it, a deferred task's resumption too."""
+    target = BakeTarget.model_validate({key: fields[key] for key in ("image", "cloud", "region")})
+    context["bake_label"] = target.label
+    return target
+
+
 def resolve_target(
     fields: Mapping[str, Any], *, catalog_path: str | None, context: MutableMapping[str, Any]
 ) -> TaskTarget:
     """The catalog image and AWS target named by a target or bake-result dict; also gives
     the mapped task its readable map index (`web/aws/us-east-1`)."""
-    target = BakeTarget.model_validate({key: fields[key] for key in ("image", "cloud", "region")})
-    context["bake_label"] = target.label
+    target = label_task(fields, context)
     image = load_catalog(Path(catalog_path) if catalog_path else None).image(target.image)
     if image.targets.aws is None:
         raise ValueError(f"{target.label}: image {target.image!r} has no aws target in the catalog")
@@ -41,6 +49,21 @@ def skip_if_promotion_off(context: Mapping[str, Any], label: str) -> None:
     params = context.get("params") or {}
     if params.get("skip_promote"):
         raise AirflowSkipException(f"{label}: the run's skip_promote param is set; not promoting")
+
+
+def skip_if_rejected(approval: Mapping[str, Any] | None, label: str) -> None:
+    """Promote's own check of the approve task's answer (its return value): anything but
+    Approve skips the promotion, and with it distribution and prune. Airflow 3.3's skip of
+    the approver's downstream tasks does not hold inside a mapped task group: the rejected
+    image was promoted anyway (tests/e2e/test_approval_gate.py)."""
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if approval is None:
+        return
+    chosen = list(approval.get("chosen_options") or [])
+    if chosen != [ApprovalOperator.APPROVE]:
+        raise AirflowSkipException(f"{label}: promotion not approved (answer: {chosen})")
 
 
 @dataclass(frozen=True)
@@ -67,8 +90,7 @@ def resolve_cloud_target(
     fields: Mapping[str, Any], *, catalog_path: str | None, context: MutableMapping[str, Any]
 ) -> CloudTaskTarget:
     """Like resolve_target, for any cloud."""
-    target = BakeTarget.model_validate({key: fields[key] for key in ("image", "cloud", "region")})
-    context["bake_label"] = target.label
+    target = label_task(fields, context)
     catalog = load_catalog(Path(catalog_path) if catalog_path else None)
     image = catalog.image(target.image)
     if getattr(image.targets, target.cloud.value) is None:

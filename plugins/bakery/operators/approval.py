@@ -44,3 +44,10 @@ class PromotionApprovalOperator(ApprovalOperator):
             " reject to keep the current one."
         )
         return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        # The answer arrives in a new task execution, which renders the map index again.
+        from bakery.operators._target import label_task
+
+        label_task(self.bake, context)  # type: ignore[arg-type]
+        return super().execute_complete(context, event)

@@ -30,18 +30,28 @@ class PromoteImageOperator(CloudOperationsMixin, BaseOperator):
     """
 
     operator_extra_links = (ImageConsoleLink(),)
-    template_fields: Sequence[str] = ("bake",)
+    template_fields: Sequence[str] = ("bake", "approval")
     ui_color = "#a1d99b"
 
     def __init__(
-        self, *, bake: dict[str, str], catalog_path: str | None = None, **kwargs: Any
+        self,
+        *,
+        bake: dict[str, str],
+        approval: dict[str, Any] | None = None,
+        catalog_path: str | None = None,
+        **kwargs: Any,
     ) -> None:
+        """`approval`: the approve task's answer; anything but Approve skips the promotion."""
         kwargs.setdefault("outlets", [PROMOTIONS])
         super().__init__(**kwargs)
         self.bake = bake
+        self.approval = approval
         self.catalog_path = catalog_path
 
     def execute(self, context: Context) -> dict[str, str]:
+        from bakery.operators._target import label_task, skip_if_rejected
+
+        skip_if_rejected(self.approval, label_task(self.bake, context).label)
         if self.bake.get("smoke") != "passed":
             raise NotSmokeTestedError(
                 f"{self.bake.get('image_id')} has no passed smoke test; refusing to promote"

@@ -181,6 +181,16 @@ class ProductionAirflow:
         self.start("triggerer", "triggerer")
         return self.start_worker("worker-1")
 
+    def start_ready(self, dag_id: str) -> Component:
+        """start_all, then wait until every component is healthy, the worker takes tasks
+        and `dag_id` is parsed; unpauses it. Returns the worker."""
+        worker = self.start_all()
+        self.wait_until_healthy()
+        self.wait_for_worker(worker)
+        self.wait_for_dag(dag_id)
+        self.unpause(dag_id)
+        return worker
+
     def stop(self, component: Component, grace: float = 60.0) -> None:
         """SIGTERM the component's process group and every task process below it (which
         lives in a group of its own, so its on_kill cancels Packer cleanly); SIGKILL what is

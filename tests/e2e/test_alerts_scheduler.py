@@ -177,11 +177,7 @@ def _deployment(
             **extra,
         ) as airflow,
     ):
-        worker = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(worker)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        airflow.start_ready(BAKE_DAG_ID)
         yield airflow
     broker.flushdb()
     broker.close()

@@ -71,11 +71,7 @@ def test_approve_promotes_and_reject_keeps_the_image_unpromoted(
         BAKERY_CATALOG=str(catalog),
         BAKERY_TASK_RETRIES="0",
     ) as airflow:
-        worker = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(worker)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        airflow.start_ready(BAKE_DAG_ID)
         run_id = airflow.trigger(BAKE_DAG_ID, {"force": True})["dag_run_id"]
 
         index = _waiting_for_a_human(airflow, run_id)

@@ -183,11 +183,7 @@ def test_weekly_bake_of_the_catalog_runs_under_the_celery_executor_and_promotes_
         redis_db=broker_db,
         BAKERY_TASK_RETRIES="0",
     ) as airflow:
-        worker = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(worker)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        airflow.start_ready(BAKE_DAG_ID)
 
         # What the Sunday run bakes: every target (a manual run skips unchanged ones).
         run = airflow.trigger(BAKE_DAG_ID, {"force": True})
@@ -236,11 +232,7 @@ def test_bakes_past_the_parallel_limit_wait_for_a_free_slot(
         BAKERY_TASK_RETRIES="0",
         BAKERY_MAX_PARALLEL_BAKES="1",
     ) as airflow:
-        worker = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(worker)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        airflow.start_ready(BAKE_DAG_ID)
         conf = {"regions": ["us-east-1"], "force": True, "skip_promote": True}
         run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
         airflow.wait_for_run(BAKE_DAG_ID, run_id, timeout=RUN_TIMEOUT)
@@ -287,11 +279,7 @@ def test_a_worker_stopped_mid_bake_finishes_the_bake_before_it_exits(
         redis_db=broker_db,
         BAKERY_TASK_RETRIES="2",
     ) as airflow:
-        first = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(first)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        first = airflow.start_ready(BAKE_DAG_ID)
         conf = {"images": ["web"], "regions": ["us-east-1"], "force": True}
         run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
         _wait_for_builder(airflow, sandbox, run_id)
@@ -341,11 +329,7 @@ def test_a_worker_killed_mid_bake_gets_the_bake_retried_to_success(
         # 300 s by default; the supervisor heartbeats every 5 s.
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
     ) as airflow:
-        first = airflow.start_all()
-        airflow.wait_until_healthy()
-        airflow.wait_for_worker(first)
-        airflow.wait_for_dag(BAKE_DAG_ID)
-        airflow.unpause(BAKE_DAG_ID)
+        first = airflow.start_ready(BAKE_DAG_ID)
         conf = {"images": ["web"], "regions": ["us-east-1"], "force": True}
         run_id = airflow.trigger(BAKE_DAG_ID, conf)["dag_run_id"]
         builder = _wait_for_builder(airflow, sandbox, run_id)

@@ -233,7 +233,7 @@ def run(images: int, runs: int) -> int:
         env = child_env(work, catalog)
 
         bake = Measure(
-            f"dags/ folder (bake, audit, rollback) with a {images}-image catalog",
+            f"dags/ folder (bake, audit, rollback, reaper) with a {images}-image catalog",
             DAGS_DIR,
             BAKE_DAG_ID,
             images,

@@ -43,6 +43,7 @@ from airflow.sdk import Asset, Param, dag, task, task_group, teardown
 from bakery.alerts.deadlines import bake_deadline
 from bakery.alerts.notifier import BakeryFailureNotifier
 from bakery.catalog_summary import load_catalog_summary
+from bakery.choices import SharedChoices
 from bakery.constants import BAKE_DAG_ID
 from bakery.operators.approval import PromotionApprovalOperator
 from bakery.operators.distribute import DistributeImageOperator
@@ -58,8 +59,9 @@ from bakery.parallelism import max_parallel_bakes
 # catalog's bytes (see bakery.catalog_summary), so an unchanged catalog is not validated
 # again on every parse loop; a changed or broken one always is.
 CATALOG_SUMMARY = load_catalog_summary()
-IMAGE_NAMES = list(CATALOG_SUMMARY.image_names)
-REGIONS = list(CATALOG_SUMMARY.regions)
+# Shared, not copied, into each task's params (see bakery.choices).
+IMAGE_NAMES = SharedChoices(CATALOG_SUMMARY.image_names)
+REGIONS = SharedChoices(CATALOG_SUMMARY.regions)
 CATALOG_LOCATIONS = list(CATALOG_SUMMARY.locations)
 CLOUDS = ["aws", "azure", "vsphere"]
 # Declared so that Airflow registers every promotion Asset when it parses this file:

@@ -68,3 +68,21 @@ def test_bad_values_are_refused_naming_the_field(dag_bag: DagBag, field: str, va
     params = copy.deepcopy(_params(dag_bag))
     with pytest.raises(ParamValidationError, match=f"Invalid input for param {field}"):
         params[field] = value
+
+
+def test_the_serialized_form_lists_the_catalogs_images_as_plain_json(dag_bag: DagBag) -> None:
+    """The choices are shared between tasks (bakery.choices); the UI still gets lists."""
+    import json
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = json.loads(json.dumps(DagSerialization.to_dict(dag_bag.dags[BAKE_DAG_ID])))
+    params = dict(serialized["dag"]["params"])
+
+    def schema(name: str) -> dict[str, Any]:  # dicts are wrapped as {"__var": ..., "__type"}
+        found = params[name]["schema"]["__var"]
+        return {**found, "items": found["items"]["__var"]}
+
+    images = schema("images")
+    assert images["items"]["enum"] == images["examples"] == ["web", "base"]
+    assert schema("regions")["items"]["enum"] == ["eu-west-1", "us-east-1"]

@@ -20,7 +20,7 @@ python - "$AIRFLOW_HOME/demo-bake.log" <<'PY'
 import re, sys
 prefix = re.compile(r"^\S+Z \[\w+\s*\] ")
 suffix = re.compile(r"\s*\[[\w.]+\] loc=\S+\s*$")
-step = re.compile(r"(: baking |: baked |adopting |^\[(PASS|FAIL)\] |promoted |superseded$|"
+step = re.compile(r"(: baking |: baked |: not baked: |adopting |^\[(PASS|FAIL)\] |promoted |superseded$|"
                   r"^(ACTION|KEEP|DELETE|WOULD DELETE) |^reaped |^DagRun Finished)")
 seen = set()
 for raw in open(sys.argv[1], errors="replace"):

@@ -1,6 +1,7 @@
 """The README's first command: `make demo` bakes the shipped catalog through the bake DAG
-in the sandbox and prints the freshness report. This runs its script as the Makefile does
-(after `make setup`), against the session's sandbox, with an Airflow home of its own."""
+in the sandbox (skipping what is unchanged since the last bake) and prints the freshness
+report. This runs its script as the Makefile does (after `make setup`), against the
+session's sandbox, with an Airflow home of its own."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def test_the_demo_bakes_every_catalog_target_and_reports_it_fresh(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     for target in load_catalog().bake_targets():
-        assert f"{target.label}: baked " in output, f"{target.label} not baked:\n{output}"
+        # A manual run skips a target whose current image is unchanged (what a second
+        # `make demo` does, and what earlier tests on this sandbox leave): the demo says so.
+        told = (f"{target.label}: baked ", f"{target.label}: not baked: ")
+        assert any(line in output for line in told), f"{target.label} not reported:\n{output}"
         fresh = f"[OK] FRESH: 'bakery-{target.image}-"
         region = f"({target.cloud.value}/{target.region})"
         assert any(fresh in line and region in line for line in output.splitlines()), output

@@ -6,15 +6,19 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from sandbox.config import SandboxConfig, load_config
+
+if TYPE_CHECKING:
+    from bakery.operators.packer import PackerBuildOperator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEB_TEMPLATE = REPO_ROOT / "include" / "packer" / "aws-linux.pkr.hcl"
@@ -202,3 +206,26 @@ def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
 
 def iter_lines(text: str, needle: str) -> Iterator[str]:
     return (line for line in text.splitlines() if needle in line)
+
+
+@dataclass
+class BackgroundBake:
+    """A PackerBuildOperator.execute running in a thread, as in a worker's task process,
+    so that a test can kill it midway; `outcome` gets what it raised."""
+
+    thread: threading.Thread
+    outcome: list[BaseException]
+
+
+def bake_in_background(operator: PackerBuildOperator, run_id: str) -> BackgroundBake:
+    outcome: list[BaseException] = []
+
+    def bake() -> None:
+        try:
+            operator.execute({"run_id": run_id})  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 (the test inspects it)
+            outcome.append(exc)
+
+    thread = threading.Thread(target=bake)
+    thread.start()
+    return BackgroundBake(thread=thread, outcome=outcome)

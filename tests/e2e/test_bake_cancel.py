@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -13,7 +12,13 @@ import pytest
 
 from bakery.operators.packer import PackerBuildOperator
 from bakery.packer import PackerCancelledError
-from tests.e2e.sandbox_support import REPO_ROOT, Sandbox, shell_image, write_catalog
+from tests.e2e.sandbox_support import (
+    REPO_ROOT,
+    Sandbox,
+    bake_in_background,
+    shell_image,
+    write_catalog,
+)
 
 SLOW_SCRIPT = "#!/bin/sh\necho provisioning-started\nsleep 300\n"
 NOTHING_LEFT = {"instances": [], "security_groups": [], "key_pairs": []}
@@ -57,23 +62,14 @@ def test_on_kill_during_provisioning_cancels_packer_and_leaves_nothing(
         target={"image": "slow", "cloud": "aws", "region": "us-east-1"},
         catalog_path=str(slow_catalog),
     )
-    outcome: list[BaseException] = []
-
-    def bake() -> None:
-        try:
-            operator.execute({"run_id": "test__on_kill"})  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 (the test inspects it)
-            outcome.append(exc)
-
-    worker = threading.Thread(target=bake)
-    worker.start()
+    bake = bake_in_background(operator, "test__on_kill")
     _wait_for_provisioning(sandbox, "slow")
 
     operator.on_kill()
-    worker.join(timeout=120)
+    bake.thread.join(timeout=120)
 
-    assert not worker.is_alive()
-    assert outcome and isinstance(outcome[0], PackerCancelledError), outcome
+    assert not bake.thread.is_alive()
+    assert bake.outcome and isinstance(bake.outcome[0], PackerCancelledError), bake.outcome
     assert _wait_until_clean(sandbox) == NOTHING_LEFT
     assert sandbox.images_tagged("bakery:image", "slow") == []
     assert sandbox.snapshots_tagged("bakery:image", "slow") == []

@@ -3,7 +3,6 @@ vsphere-clone destroys its clone when cancelled the way the runner cancels it.""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ from bakery.catalog import VsphereTarget
 from bakery.clouds.vsphere import VsphereAdapter
 from bakery.operators.packer import PackerBuildOperator
 from bakery.packer import PackerCancelledError
-from tests.e2e.sandbox_support import REPO_ROOT, Sandbox
+from tests.e2e.sandbox_support import REPO_ROOT, Sandbox, bake_in_background
 from tests.e2e.test_vsphere_lifecycle import DATACENTER, TARGET
 
 SLOW_SCRIPT = "#!/bin/sh\necho provisioning-started\nsleep 300\n"
@@ -70,23 +69,14 @@ def test_on_kill_during_provisioning_leaves_no_vm(
         target={"image": name, "cloud": "vsphere", "region": DATACENTER},
         catalog_path=str(catalog),
     )
-    outcome: list[BaseException] = []
-
-    def bake() -> None:
-        try:
-            operator.execute({"run_id": "test__vsphere_on_kill"})  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 (the test inspects it)
-            outcome.append(exc)
-
-    worker = threading.Thread(target=bake)
-    worker.start()
+    bake = bake_in_background(operator, "test__vsphere_on_kill")
     builder = _wait_for_provisioning(sandbox, adapter, f"bakery-{name}-")
 
     operator.on_kill()
-    worker.join(timeout=180)
+    bake.thread.join(timeout=180)
 
-    assert not worker.is_alive()
-    assert outcome and isinstance(outcome[0], PackerCancelledError), outcome
+    assert not bake.thread.is_alive()
+    assert bake.outcome and isinstance(bake.outcome[0], PackerCancelledError), bake.outcome
     assert _vms_named(adapter, f"bakery-{name}-") == {}
     assert not adapter.hook.vm_exists(builder)
     adapter.close()

@@ -29,9 +29,10 @@ from sandbox.config import (
     SandboxConfig,
 )
 from sandbox.controller import Controller
+from sandbox.processes import stop_process
 from sandbox.rootfs import ensure_base_rootfs
 from sandbox.standin import kill_leftovers
-from sandbox.vcsim import VcsimEndpoint, start_vcsim, stop_vcsim, vcsim_binary
+from sandbox.vcsim import VcsimEndpoint, start_vcsim, vcsim_binary
 from sandbox.vsphere import VsphereController
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,6 @@ def serve(config: SandboxConfig) -> None:
         vsphere.shutdown()
         proxy.shutdown()
         bridge.terminate()
-        moto.terminate()
-        moto.wait(timeout=10)
-        stop_vcsim(vcsim)
+        stop_process(moto)
+        stop_process(vcsim)
         config.state_file.unlink(missing_ok=True)

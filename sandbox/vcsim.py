@@ -128,12 +128,3 @@ def start_vcsim(binary: Path, endpoint: VcsimEndpoint, log_file: Path) -> subpro
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"vcsim did not answer on {endpoint.host}:{endpoint.port}; see {log_file}")
-
-
-def stop_vcsim(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import load_config
-from sandbox.vcsim import VcsimEndpoint, free_port, start_vcsim, stop_vcsim, vcsim_binary
+from sandbox.processes import stop_process
+from sandbox.vcsim import VcsimEndpoint, free_port, start_vcsim, vcsim_binary
 
 # vcsim's default inventory (simulator.VPX()): one datacenter, a cluster with hosts.
 DATACENTER = "DC0"
@@ -27,7 +28,7 @@ def running_vcsim(log_dir: Path) -> Generator[VcsimEndpoint]:
     try:
         yield endpoint
     finally:
-        stop_vcsim(process)
+        stop_process(process)
 
 
 def connection_uri(endpoint: VcsimEndpoint) -> str:

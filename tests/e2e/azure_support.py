@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.processes import stop_process
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,5 +85,4 @@ def arm_sandbox(state_dir: Path, *, operation_seconds: float = 0.3) -> Generator
             time.sleep(0.1)
         yield ArmSandbox(json.loads(endpoint_file.read_text()))
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)

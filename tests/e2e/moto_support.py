@@ -19,6 +19,8 @@ from typing import Any
 
 import boto3
 
+from sandbox.processes import stop_process
+
 # moto's default account: images with this owner are Owners=["self"].
 ACCOUNT_ID = "123456789012"
 DEBIAN_OWNER = "136693071363"
@@ -118,12 +120,7 @@ def moto_server(
                 time.sleep(0.1)
         yield MotoServer(url=f"http://127.0.0.1:{port}", pid=process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def keep_only_in_region(
